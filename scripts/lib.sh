@@ -1,0 +1,24 @@
+# Sourced by the other scripts: logging and idempotent installs from Debian's packages.
+
+log() { echo "${LOG_PREFIX:-logpipe}: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# Installs the Debian packages that are missing; runs `apt-get update` at most once per process tree.
+apt_install() {
+  local missing=() p
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  ((${#missing[@]} == 0)) && return 0
+  log "apt-get install ${missing[*]}"
+  if [[ -z ${LOGPIPE_APT_UPDATED:-} ]]; then
+    apt-get update -qq
+    export LOGPIPE_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# What building the workspace needs beyond the Rust toolchain: librdkafka is compiled from source with cmake,
+# with OpenSSL and Cyrus SASL for TLS and SASL.
+install_build_deps() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
+  apt_install build-essential cmake pkg-config libssl-dev libsasl2-dev curl ca-certificates python3-venv
+}

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# The real servers logpipe's tests run against, all on loopback:
+#   etcd + kube-apiserver + kube-controller-manager (v1.20.2, built from Debian's source package by build-kube.sh)
+#   noida-db, which speaks the Kafka protocol and the Elasticsearch REST API.
+#
+#   testenv.sh install   install what the servers need (idempotent)
+#   testenv.sh up        install, start what is not running, wait until ready, print the environment
+#   testenv.sh env       print the environment the tests read (export lines)
+#   testenv.sh status    say what runs
+#   testenv.sh down      stop the processes this script started, nothing else
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE=${LOGPIPE_CACHE:-$HOME/.cache/logpipe}
+STATE=${LOGPIPE_TESTENV_DIR:-$CACHE/testenv}
+NOIDA_VERSION=0.2.3
+NOIDA_VENV=$CACHE/noida-$NOIDA_VERSION
+NOIDA_BIN=$NOIDA_VENV/bin/noida-db
+ETCD_PORT=${LOGPIPE_ETCD_PORT:-23790}
+APISERVER_PORT=${LOGPIPE_APISERVER_PORT:-16443}
+KAFKA_PORT=${LOGPIPE_KAFKA_PORT:-19092}
+ES_PORT=${LOGPIPE_ES_PORT:-19200}
+KUBECONFIG_FILE=$STATE/kubeconfig
+READY_TIMEOUT_S=${LOGPIPE_TESTENV_TIMEOUT:-120}
+
+LOG_PREFIX=testenv
+source "$HERE/lib.sh"
+
+install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  ((${#missing[@]} == 0)) && return
+  log "apt-get install ${missing[*]}"
+  [[ -n ${LOGPIPE_APT_UPDATED:-} ]] || { apt-get update -qq; export LOGPIPE_APT_UPDATED=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install() {
+  apt_install etcd-server openssl curl ca-certificates python3-venv
+  KUBE_BIN=$("$HERE/build-kube.sh")
+  if [[ ! -x $NOIDA_BIN ]]; then
+    log "installing noida-db $NOIDA_VERSION"
+    python3 -m venv "$NOIDA_VENV"
+    "$NOIDA_VENV/bin/pip" install -q "noida-db==$NOIDA_VERSION"
+  fi
+}
+
+kube_bin() { KUBE_BIN=${KUBE_BIN:-$("$HERE/build-kube.sh")}; }
+
+# Start a process in its own session, remembering its pid so `down` stops exactly it.
+spawn() {
+  local name=$1; shift
+  if running "$name"; then return; fi
+  setsid "$@" >"$STATE/$name.log" 2>&1 </dev/null &
+  echo $! >"$STATE/$name.pid"
+  log "started $name (pid $!)"
+}
+
+running() {
+  local pidfile=$STATE/$1.pid
+  [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+wait_for() {
+  local what=$1; shift
+  local deadline=$((SECONDS + READY_TIMEOUT_S))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS > deadline)); then
+      log "$what not ready after ${READY_TIMEOUT_S}s; its log:"
+      tail -n 30 "$STATE/$what.log" >&2 || true
+      exit 1
+    fi
+    running "$what" || { log "$what exited; its log:"; tail -n 30 "$STATE/$what.log" >&2; exit 1; }
+    sleep 0.2
+  done
+}
+
+make_certs() {
+  local pki=$STATE/pki
+  [[ -f $pki/token ]] && return
+  mkdir -p "$pki"
+  (
+    cd "$pki"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=logpipe-test-ca -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj /CN=kube-apiserver -keyout apiserver.key -out apiserver.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes.default.svc\n' >san.ext
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile san.ext \
+      -out apiserver.crt 2>/dev/null
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
+    printf '%s,admin,admin,system:masters\n' "$(cat token)" >tokens.csv
+  )
+}
+
+write_kubeconfig() {
+  local pki=$STATE/pki
+  cat >"$KUBECONFIG_FILE" <<YAML
+apiVersion: v1
+kind: Config
+clusters:
+- name: logpipe-test
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $(base64 -w0 "$pki/ca.crt")
+users:
+- name: admin
+  user:
+    token: $(cat "$pki/token")
+contexts:
+- name: logpipe-test
+  context: {cluster: logpipe-test, user: admin, namespace: default}
+current-context: logpipe-test
+YAML
+}
+
+start_kube() {
+  kube_bin
+  local pki=$STATE/pki
+  spawn etcd etcd --name logpipe-test --data-dir "$STATE/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
+    --initial-cluster "logpipe-test=http://127.0.0.1:$((ETCD_PORT + 10))"
+  wait_for etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+
+  spawn kube-apiserver "$KUBE_BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" --insecure-port 0 \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+    --token-auth-file "$pki/tokens.csv" --authorization-mode RBAC \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-cluster-ip-range 10.96.0.0/16 --allow-privileged=true
+  wait_for kube-apiserver curl -sf --cacert "$pki/ca.crt" -H "Authorization: Bearer $(cat "$pki/token")" \
+    "https://127.0.0.1:$APISERVER_PORT/readyz"
+
+  spawn kube-controller-manager "$KUBE_BIN/kube-controller-manager" \
+    --kubeconfig "$KUBECONFIG_FILE" --leader-elect=false --port 0 --secure-port 0 \
+    --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+    --use-service-account-credentials=false --controllers '*'
+  # Garbage collection needs the controller-manager to have synced its informers; its log says when.
+  wait_for kube-controller-manager grep -q 'Started "garbagecollector"' "$STATE/kube-controller-manager.log"
+}
+
+start_noida() {
+  spawn noida-db "$NOIDA_BIN" start --data-dir "$STATE/noida" --only kafka,elasticsearch \
+    --kafka-port "$KAFKA_PORT" --elasticsearch-port "$ES_PORT"
+  wait_for noida-db curl -sf "http://127.0.0.1:$ES_PORT/"
+  wait_for noida-db bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
+}
+
+print_env() {
+  cat <<ENV
+export KUBECONFIG=$KUBECONFIG_FILE
+export LOGPIPE_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
+export LOGPIPE_TEST_ELASTICSEARCH=http://127.0.0.1:$ES_PORT
+export LOGPIPE_NOIDA_BIN=$NOIDA_BIN
+ENV
+}
+
+up() {
+  install
+  mkdir -p "$STATE"
+  make_certs
+  write_kubeconfig
+  start_kube
+  start_noida
+  log "ready"
+  print_env
+}
+
+down() {
+  local name pid
+  for name in noida-db kube-controller-manager kube-apiserver etcd; do
+    [[ -f $STATE/$name.pid ]] || continue
+    pid=$(cat "$STATE/$name.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid"
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+      log "stopped $name"
+    fi
+    rm -f "$STATE/$name.pid"
+  done
+}
+
+status() {
+  local name
+  for name in etcd kube-apiserver kube-controller-manager noida-db; do
+    if running "$name"; then echo "$name: running (pid $(cat "$STATE/$name.pid"))"; else echo "$name: stopped"; fi
+  done
+}
+
+case ${1:-} in
+  install) install ;;
+  up) up ;;
+  env) print_env ;;
+  down) down ;;
+  status) status ;;
+  *) die "usage: $0 install|up|env|status|down" ;;
+esac
