@@ -1,0 +1,1 @@
+//! logpipe operator: reconciles `LogPipeline` resources (fetch -> validate -> build -> apply -> status).

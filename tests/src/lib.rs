@@ -1,0 +1,71 @@
+//! Shared helpers for logpipe's cross-crate tests.
+//!
+//! Every test here runs against the real servers started by `scripts/testenv.sh up`. The environment is read from the
+//! variables that script prints; a missing variable is a loud failure, never a skip.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// The variables `scripts/testenv.sh env` prints.
+pub const KAFKA_ENV: &str = "LOGPIPE_TEST_KAFKA";
+pub const ELASTICSEARCH_ENV: &str = "LOGPIPE_TEST_ELASTICSEARCH";
+pub const NOIDA_BIN_ENV: &str = "LOGPIPE_NOIDA_BIN";
+
+fn required_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{name} is not set: this test needs the servers of the test environment. \
+             Run `scripts/test.sh`, or `eval \"$(scripts/testenv.sh up)\"` before `cargo test`."
+        ),
+    }
+}
+
+/// Bootstrap address of the Kafka-protocol broker on loopback.
+pub fn kafka_bootstrap() -> String {
+    required_env(KAFKA_ENV)
+}
+
+/// Base URL of the Elasticsearch-API server on loopback.
+pub fn elasticsearch_url() -> String {
+    required_env(ELASTICSEARCH_ENV)
+}
+
+/// Path of the noida-db binary, for tests that run a broker of their own (to stop and restart it).
+pub fn noida_bin() -> String {
+    required_env(NOIDA_BIN_ENV)
+}
+
+/// A client for the test kube-apiserver, from `KUBECONFIG`.
+pub async fn kube_client() -> kube::Client {
+    required_env("KUBECONFIG");
+    kube::Client::try_default().await.expect("a kube client from KUBECONFIG (is the test apiserver up?)")
+}
+
+/// A name no other test run uses: tests share one set of servers, so every topic, index and namespace is unique.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{nanos:x}-{n}", std::process::id())
+}
+
+/// Polls `check` until it yields `Some`, failing the test with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
