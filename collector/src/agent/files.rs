@@ -1,0 +1,230 @@
+//! Per-file state of the agent and the tail handler: every line goes parse -> join partials -> encode -> sink, and
+//! every record sent is tracked until acknowledged.
+
+use crate::checkpoint::FileTracker;
+use crate::encode::{encode, file_prefix, Marks, PathMeta};
+use crate::parse::{self, Assembler, Format, FormatChoice, Record, Stream};
+use crate::sink::{Outgoing, Sink, SinkError, Token};
+use crate::tailer::{FileKey, LineEnd, TailEvent, TailHandler, TailedFile};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+/// Why a file's records are still tracked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// The tailer reads it.
+    Reading,
+    /// Read to the end (rotated away, deleted or truncated); kept until every record is acknowledged.
+    Finished { end: u64 },
+}
+
+/// What emitting a record needs of its file.
+pub struct Outbox {
+    pub tracker: FileTracker,
+    /// Start offsets of records a previous run delivered: found again while reading, they are not sent.
+    pub skip: HashSet<u64>,
+    prefix: Vec<u8>,
+    kafka_key: Vec<u8>,
+    source: String,
+}
+
+pub struct FileState {
+    pub key: FileKey,
+    pub path: PathBuf,
+    pub lifecycle: Lifecycle,
+    pub assembler: Assembler,
+    pub out: Outbox,
+    format: Option<Format>,
+    /// Set while the pieces of an over-long line are coming: the stream of its first piece.
+    split: Option<Stream>,
+}
+
+/// Counters the agent reports.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    pub lines: u64,
+    pub bytes: u64,
+    pub records_sent: u64,
+    pub parse_errors: u64,
+    pub rotations: u64,
+    pub truncations: u64,
+    pub files_lost: u64,
+}
+
+/// Turns records into documents and hands them to the sink.
+pub struct Emitter {
+    pub sink: Box<dyn Sink>,
+    pub in_flight_bytes: usize,
+    /// RFC 3339 time of the current read round, for records whose line carried none.
+    pub now: String,
+    pub error: Option<SinkError>,
+    buf: Vec<u8>,
+}
+
+pub struct Handler {
+    pub files: HashMap<u64, FileState>,
+    pub emitter: Emitter,
+    pub counters: Counters,
+    /// Records delivered by a previous run, per file, until the file is opened again.
+    pub unclaimed: HashMap<FileKey, HashSet<u64>>,
+    host: String,
+    format: FormatChoice,
+    max_joined: usize,
+}
+
+impl Handler {
+    pub fn new(sink: Box<dyn Sink>, host: String, format: FormatChoice, max_joined: usize) -> Self {
+        let emitter =
+            Emitter { sink, in_flight_bytes: 0, now: String::new(), error: None, buf: Vec::with_capacity(4096) };
+        Self {
+            files: HashMap::new(),
+            emitter,
+            counters: Counters::default(),
+            unclaimed: HashMap::new(),
+            host,
+            format,
+            max_joined,
+        }
+    }
+
+    pub fn source_id(host: &str, key: &FileKey) -> String {
+        format!("{host}/{key}")
+    }
+
+    fn opened(&mut self, file: &TailedFile, from: u64) {
+        let meta = PathMeta::from_path(&file.path);
+        let kafka_key = match &meta {
+            Some(m) => format!("{}/{}/{}", m.namespace, m.pod, m.container),
+            None => file.path.display().to_string(),
+        };
+        let out = Outbox {
+            tracker: FileTracker::new(from),
+            skip: self.unclaimed.remove(&file.key).unwrap_or_default(),
+            prefix: file_prefix(&self.host, &file.path, meta.as_ref(), ""),
+            kafka_key: kafka_key.into_bytes(),
+            source: Self::source_id(&self.host, &file.key),
+        };
+        let state = FileState {
+            key: file.key,
+            path: file.path.clone(),
+            lifecycle: Lifecycle::Reading,
+            assembler: Assembler::new(self.max_joined),
+            out,
+            format: None,
+            split: None,
+        };
+        self.files.insert(file.id, state);
+    }
+
+    /// No more lines will come from `id`: emit what partial chunks it still holds and keep it until acknowledged.
+    fn finished(&mut self, id: u64, end: u64) {
+        let Some(st) = self.files.get_mut(&id) else {
+            return;
+        };
+        let FileState { assembler, out, .. } = st;
+        assembler.flush(end, &mut |rec| self.emitter.emit(id, out, rec, Marks::default()));
+        st.lifecycle = Lifecycle::Finished { end };
+    }
+}
+
+impl TailHandler for Handler {
+    fn line(&mut self, file: &TailedFile, offset: u64, bytes: &[u8], end: LineEnd) {
+        if self.emitter.error.is_some() {
+            return;
+        }
+        let Some(st) = self.files.get_mut(&file.id) else {
+            return;
+        };
+        let line_end = offset + bytes.len() as u64 + u64::from(end == LineEnd::Newline);
+        self.counters.lines += 1;
+        self.counters.bytes += line_end - offset;
+        let truncated = end == LineEnd::Split;
+        let FileState { assembler, out, format, split, .. } = st;
+        if let Some(stream) = split.take() {
+            // A later piece of an over-long line: not a line of the format, shipped as it is.
+            let rec =
+                Record { start: offset, end: line_end, time: "".into(), stream, message: bytes.into(), capped: false };
+            self.emitter.emit(file.id, out, rec, Marks { truncated: true, ..Marks::default() });
+            *split = truncated.then_some(stream);
+        } else {
+            let format = *format.get_or_insert_with(|| self.format.resolve(bytes));
+            match parse::parse(format, bytes) {
+                Ok(parsed) => {
+                    let stream = parsed.stream;
+                    let marks = Marks { truncated, ..Marks::default() };
+                    assembler.push(offset, line_end, parsed, &mut |rec| self.emitter.emit(file.id, out, rec, marks));
+                    *split = truncated.then_some(stream);
+                }
+                Err(e) => {
+                    self.counters.parse_errors += 1;
+                    let rec = Record {
+                        start: offset,
+                        end: line_end,
+                        time: "".into(),
+                        stream: Stream::Stdout,
+                        message: bytes.into(),
+                        capped: false,
+                    };
+                    self.emitter.emit(
+                        file.id,
+                        out,
+                        rec,
+                        Marks { parse_error: Some(e.reason()), truncated, ..Marks::default() },
+                    );
+                    *split = truncated.then_some(Stream::Stdout);
+                }
+            }
+        }
+        out.tracker.consumed(line_end);
+    }
+
+    fn event(&mut self, event: TailEvent<'_>) {
+        match event {
+            TailEvent::Opened { file, from } => {
+                tracing::info!(path = %file.path.display(), key = %file.key, from, "reading file");
+                self.opened(file, from);
+            }
+            TailEvent::Rotated { file } => {
+                self.counters.rotations += 1;
+                tracing::info!(path = %file.path.display(), "file rotated or deleted; reading it to its end");
+            }
+            TailEvent::Truncated { old, file, consumed } => {
+                self.counters.truncations += 1;
+                tracing::warn!(path = %file.path.display(), consumed, "file truncated in place; reading it again from 0");
+                // The tailer gives the file's new life a new id, so both are tracked and checkpointed apart.
+                self.finished(old.id, consumed);
+                self.opened(file, 0);
+            }
+            TailEvent::Released { file, end } => self.finished(file.id, end),
+            TailEvent::Vanished { resume } => {
+                self.counters.files_lost += 1;
+                tracing::error!(path = %resume.path.display(), offset = resume.offset,
+                    "a file was deleted before it was read to its end; the rest of it is lost");
+            }
+            TailEvent::ReadError { path, error } => {
+                tracing::warn!(path = %path.display(), %error, "read error; retrying")
+            }
+        }
+    }
+}
+
+impl Emitter {
+    fn emit(&mut self, file: u64, out: &mut Outbox, rec: Record<'_>, mut marks: Marks) {
+        if out.skip.remove(&rec.start) {
+            out.tracker.already_delivered(rec.start);
+            return;
+        }
+        marks.capped |= rec.capped;
+        let time = if rec.time.is_empty() { self.now.as_str() } else { &rec.time };
+        self.buf.clear();
+        encode(&out.prefix, rec.start, time, rec.stream.as_str(), &rec.message, marks, &mut self.buf);
+        let seq = out.tracker.sent(rec.start);
+        let token = Token { file, seq, bytes: self.buf.len() as u32 };
+        self.in_flight_bytes += self.buf.len();
+        let record =
+            Outgoing { key: &out.kafka_key, payload: &self.buf, source: &out.source, offset: rec.start, token };
+        if let Err(e) = self.sink.send(record) {
+            self.error.get_or_insert(e);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The node agent: tailer -> parser -> encoder -> sink, checkpointing only what the sink acknowledged.
+//!
+//! Start-up order matters for "no duplicates": load the checkpoint, read back from Kafka what the previous run
+//! delivered after it, write a checkpoint that records where this run's records will begin, and only then read.
+
+mod files;
+
+pub use files::Counters;
+
+use crate::checkpoint::{Checkpoint, CheckpointStore, Delivered, FileCheckpoint, StoreError};
+use crate::config::{AgentConfig, ReadFrom, SinkConfig};
+use crate::sink::{self, Ack, KafkaSink, NullSink, RecoveryError, Sink, SinkError, WriterSink};
+use crate::tailer::{FileKey, Resume, Tailer, TailerError, TailerOptions};
+use files::{Handler, Lifecycle};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a rotated or deleted file stays open at its end for a writer that has not yet switched files.
+const RELEASE_AFTER: Duration = Duration::from_secs(5);
+/// How long the scan for records delivered by the previous run may take.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long shutdown waits for outstanding acknowledgements.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tailer(#[from] TailerError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("reading back what the previous run delivered: {0}")]
+    Recovery(#[from] RecoveryError),
+}
+
+pub struct Agent {
+    config: AgentConfig,
+    tailer: Tailer,
+    handler: Handler,
+    store: CheckpointStore,
+    /// Per Kafka partition, the first offset that may hold a record of this run not yet in a checkpoint.
+    kafka_scan_from: BTreeMap<i32, i64>,
+    acks: Vec<Ack>,
+}
+
+impl Agent {
+    pub fn new(config: AgentConfig) -> Result<Self, AgentError> {
+        let store = CheckpointStore::open(&config.state_dir)?;
+        let restored = store.load()?;
+        let host = config.host_name.clone().unwrap_or_else(default_host);
+        let (sink, delivered, kafka_scan_from) = open_sink(&config, &host, restored.as_ref())?;
+        let mut handler = Handler::new(sink, host, config.parse.format, config.parse.max_joined_bytes);
+        handler.unclaimed = delivered;
+        let mut resume = Vec::new();
+        for f in restored.iter().flat_map(|c| &c.files) {
+            handler.unclaimed.entry(f.key).or_default().extend(&f.acked_beyond);
+            if f.released_at.is_none_or(|end| f.offset < end) {
+                resume.push(Resume { key: f.key, path: f.path.clone(), offset: f.offset });
+            }
+        }
+        for d in restored.iter().flat_map(|c| &c.delivered) {
+            handler.unclaimed.entry(d.key).or_default().extend(&d.offsets);
+        }
+        let tailer = Tailer::new(tailer_options(&config), resume)?;
+        Ok(Self { config, tailer, handler, store, kafka_scan_from, acks: Vec::new() })
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.handler.counters
+    }
+
+    /// Runs until `stop` is set, then waits a while for outstanding acknowledgements and checkpoints.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), AgentError> {
+        self.save()?;
+        let scan_every = Duration::from_millis(self.config.tail.scan_interval_ms);
+        let checkpoint_every = Duration::from_millis(self.config.checkpoint_interval_ms);
+        let idle = Duration::from_millis(self.config.tail.idle_wait_ms);
+        let (mut next_scan, mut next_checkpoint) = (Instant::now(), Instant::now() + checkpoint_every);
+        let mut first_scan = true;
+        while !stop.load(Ordering::Relaxed) {
+            self.handler.emitter.now = now_rfc3339();
+            if Instant::now() >= next_scan {
+                self.tailer.scan(&mut self.handler);
+                if std::mem::take(&mut first_scan) {
+                    // Every file the previous run knew is open again; what is still unclaimed belongs to files gone.
+                    self.handler.unclaimed.clear();
+                }
+                next_scan = Instant::now() + scan_every;
+            }
+            let read = if self.handler.emitter.in_flight_bytes < self.config.max_in_flight_bytes {
+                self.tailer.read(&mut self.handler)
+            } else {
+                0
+            };
+            if let Some(e) = self.handler.emitter.error.take() {
+                return Err(e.into());
+            }
+            self.poll_acks(if read == 0 { idle } else { Duration::ZERO })?;
+            if Instant::now() >= next_checkpoint {
+                self.save()?;
+                next_checkpoint = Instant::now() + checkpoint_every;
+            }
+        }
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Result<(), AgentError> {
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while self.handler.emitter.in_flight_bytes > 0 && Instant::now() < deadline {
+            self.poll_acks(Duration::from_millis(100))?;
+        }
+        self.save()
+    }
+
+    fn poll_acks(&mut self, wait: Duration) -> Result<(), AgentError> {
+        self.handler.emitter.sink.poll(wait, &mut self.acks)?;
+        for ack in self.acks.drain(..) {
+            self.handler.emitter.in_flight_bytes -= ack.token.bytes as usize;
+            if let Some(st) = self.handler.files.get_mut(&ack.token.file) {
+                st.out.tracker.ack(ack.token.seq);
+            }
+            if let Some((partition, offset)) = ack.position {
+                let next = self.kafka_scan_from.entry(partition).or_insert(offset + 1);
+                *next = (*next).max(offset + 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the checkpoint; files finished and fully acknowledged are forgotten after it.
+    fn save(&mut self) -> Result<(), AgentError> {
+        let mut checkpoint = Checkpoint { kafka_scan_from: self.kafka_scan_from.clone(), ..Checkpoint::default() };
+        let live: HashMap<u64, (FileKey, std::path::PathBuf)> =
+            self.tailer.files().map(|(f, _)| (f.id, (f.key, f.path.clone()))).collect();
+        let mut done = Vec::new();
+        for (id, st) in &mut self.handler.files {
+            let (offset, mut acked_beyond) = st.out.tracker.checkpoint(st.assembler.lowest_open_start());
+            acked_beyond.extend(st.out.skip.iter().filter(|&&s| s >= offset));
+            let (key, path) = live.get(id).cloned().unwrap_or_else(|| (st.key, st.path.clone()));
+            let released_at = match st.lifecycle {
+                Lifecycle::Reading => None,
+                Lifecycle::Finished { .. } if st.out.tracker.pending() == 0 => {
+                    done.push(*id);
+                    continue;
+                }
+                Lifecycle::Finished { end } => Some(end),
+            };
+            acked_beyond.sort_unstable();
+            checkpoint.files.push(FileCheckpoint { key, path, offset, acked_beyond, released_at });
+        }
+        for (key, offsets) in &self.handler.unclaimed {
+            let mut offsets: Vec<u64> = offsets.iter().copied().collect();
+            offsets.sort_unstable();
+            checkpoint.delivered.push(Delivered { key: *key, offsets });
+        }
+        checkpoint.files.sort_by_key(|f| (f.path.clone(), f.key));
+        self.store.save(&checkpoint)?;
+        for id in done {
+            self.handler.files.remove(&id);
+        }
+        Ok(())
+    }
+}
+
+type OpenedSink = (Box<dyn Sink>, HashMap<FileKey, HashSet<u64>>, BTreeMap<i32, i64>);
+
+/// The configured sink; for Kafka, also what the previous run delivered after its checkpoint.
+fn open_sink(config: &AgentConfig, host: &str, restored: Option<&Checkpoint>) -> Result<OpenedSink, AgentError> {
+    Ok(match &config.sink {
+        SinkConfig::Stdout => (Box::new(WriterSink::stdout()), HashMap::new(), BTreeMap::new()),
+        SinkConfig::File(f) => (Box::new(WriterSink::file(&f.path)?), HashMap::new(), BTreeMap::new()),
+        SinkConfig::Null => (Box::<NullSink>::default(), HashMap::new(), BTreeMap::new()),
+        SinkConfig::Kafka(k) => {
+            let base = sink::client_config(k).map_err(SinkError::from)?;
+            let scan_from = restored.map(|c| &c.kafka_scan_from);
+            let prefix = format!("{host}/");
+            let found = sink::find_delivered(&base, &k.topic, scan_from, &prefix, RECOVERY_TIMEOUT)?;
+            let mut delivered: HashMap<FileKey, HashSet<u64>> = HashMap::new();
+            for (source, offsets) in found.by_source {
+                if let Some(key) = source.strip_prefix(&prefix).and_then(|k| k.parse().ok()) {
+                    delivered.entry(key).or_default().extend(offsets);
+                }
+            }
+            let found_count: usize = delivered.values().map(HashSet::len).sum();
+            if found_count > 0 {
+                tracing::info!(
+                    records = found_count,
+                    "found records the previous run delivered after its checkpoint; they will not be sent again"
+                );
+            }
+            (Box::new(KafkaSink::new(k).map_err(SinkError::from)?), delivered, found.ends)
+        }
+    })
+}
+
+fn tailer_options(config: &AgentConfig) -> TailerOptions {
+    let t = &config.tail;
+    TailerOptions {
+        include: t.include.clone(),
+        exclude: t.exclude.clone(),
+        start_at_end: t.read_from == ReadFrom::End,
+        read_buffer_bytes: t.read_buffer_bytes,
+        max_read_per_file_bytes: t.max_read_per_file_bytes,
+        max_line_bytes: t.max_line_bytes,
+        fingerprint_bytes: t.fingerprint_bytes,
+        release_after: RELEASE_AFTER,
+    }
+}
+
+fn default_host() -> String {
+    std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()).unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".into())
+    })
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}

@@ -1,0 +1,97 @@
+//! The checkpoint file: written to a temporary file, fsynced, renamed over the old one, and the directory fsynced,
+//! so a crash at any moment leaves either the old or the new checkpoint, never a torn one.
+
+use super::Checkpoint;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+const FILE_NAME: &str = "checkpoints.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create state directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("cannot read checkpoint {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("checkpoint {path} is not valid ({source}); refusing to guess where to resume")]
+    Corrupt { path: PathBuf, source: serde_json::Error },
+    #[error("cannot write checkpoint {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+pub struct CheckpointStore {
+    dir: PathBuf,
+}
+
+impl CheckpointStore {
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.into(), source })?;
+        Ok(Self { dir: dir.into() })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+
+    /// The last checkpoint written, or `None` on a first start.
+    pub fn load(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let path = self.path();
+        match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map(Some).map_err(|source| StoreError::Corrupt { path, source })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Read { path, source }),
+        }
+    }
+
+    pub fn save(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        let path = self.path();
+        let write = || -> io::Result<()> {
+            let tmp = self.dir.join(format!("{FILE_NAME}.tmp"));
+            let mut f = File::create(&tmp)?;
+            f.write_all(&serde_json::to_vec(checkpoint).map_err(io::Error::other)?)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|source| StoreError::Write { path: path.clone(), source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{Delivered, FileCheckpoint};
+    use crate::tailer::FileKey;
+
+    #[test]
+    fn saves_and_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
+        assert_eq!(store.load().unwrap(), None);
+        let cp = Checkpoint {
+            files: vec![FileCheckpoint {
+                key: FileKey { dev: 1, ino: 2, fingerprint: 3 },
+                path: "/x.log".into(),
+                offset: 10,
+                acked_beyond: vec![12],
+                released_at: None,
+            }],
+            kafka_scan_from: [(0, 5)].into(),
+            delivered: vec![Delivered { key: FileKey { dev: 1, ino: 9, fingerprint: 9 }, offsets: vec![0, 7] }],
+        };
+        store.save(&cp).unwrap();
+        store.save(&cp).unwrap();
+        assert_eq!(store.load().unwrap(), Some(cp));
+    }
+
+    #[test]
+    fn a_corrupt_checkpoint_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        fs::write(store.path(), b"{not json").unwrap();
+        assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
+    }
+}

@@ -1,0 +1,117 @@
+//! Which records of one file the sink has acknowledged, and so how far a checkpoint may go.
+
+use std::collections::VecDeque;
+
+/// A record's number within its file, in the order records were sent.
+pub type Seq = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Acked,
+}
+
+#[derive(Debug, Default)]
+pub struct FileTracker {
+    /// Records in send order; `entries[i]` has sequence number `first_seq + i`.
+    entries: VecDeque<(u64, State)>,
+    first_seq: Seq,
+    /// End of the last line handed to the parser.
+    consumed: u64,
+    pending: usize,
+}
+
+impl FileTracker {
+    pub fn new(from: u64) -> Self {
+        Self { consumed: from, ..Self::default() }
+    }
+
+    /// A record starting at `start` was sent; acknowledge it later by the returned number.
+    pub fn sent(&mut self, start: u64) -> Seq {
+        self.entries.push_back((start, State::Pending));
+        self.pending += 1;
+        self.first_seq + self.entries.len() as u64 - 1
+    }
+
+    /// A record that needs no sending (it was found delivered by the previous run).
+    pub fn already_delivered(&mut self, start: u64) {
+        self.entries.push_back((start, State::Acked));
+    }
+
+    pub fn ack(&mut self, seq: Seq) {
+        let Some(i) = seq.checked_sub(self.first_seq) else {
+            return;
+        };
+        if let Some(entry) = self.entries.get_mut(i as usize) {
+            if entry.1 == State::Pending {
+                entry.1 = State::Acked;
+                self.pending -= 1;
+            }
+        }
+    }
+
+    pub fn consumed(&mut self, end: u64) {
+        self.consumed = end;
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// The resume offset: nothing before it is unacknowledged, held in an open partial line (`open_start`), or
+    /// unread. Also returns the acknowledged records at or after it, and forgets those before it.
+    pub fn checkpoint(&mut self, open_start: Option<u64>) -> (u64, Vec<u64>) {
+        let lowest_pending = self.entries.iter().filter(|e| e.1 == State::Pending).map(|e| e.0).min();
+        let offset =
+            [Some(self.consumed), open_start, lowest_pending].into_iter().flatten().min().unwrap_or(self.consumed);
+        while self.entries.front().is_some_and(|&(start, state)| state == State::Acked && start < offset) {
+            self.entries.pop_front();
+            self.first_seq += 1;
+        }
+        let beyond =
+            self.entries.iter().filter(|&&(start, state)| state == State::Acked && start >= offset).map(|e| e.0);
+        (offset, beyond.collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn interleaved_partial_holds_the_checkpoint_back() {
+        let mut t = FileTracker::new(0);
+        // stdout P chunk at 0 is open; a stderr record at 50..100 is sent and acked.
+        let s = t.sent(50);
+        t.consumed(100);
+        t.ack(s);
+        assert_eq!(t.checkpoint(Some(0)), (0, vec![50]));
+        // stdout F at 100..150 completes the record that started at 0.
+        let r = t.sent(0);
+        t.consumed(150);
+        assert_eq!(t.checkpoint(None), (0, vec![50]));
+        t.ack(r);
+        assert_eq!(t.checkpoint(None), (150, vec![]));
+    }
+
+    proptest! {
+        /// Model: records are contiguous ranges acked in any order; the checkpoint never passes an unacked record,
+        /// and once everything is acked it reaches the end.
+        #[test]
+        fn never_passes_an_unacked_record(order in Just((0..40u64).collect::<Vec<_>>()).prop_shuffle()) {
+            let mut t = FileTracker::new(0);
+            let seqs: Vec<Seq> = (0..40u64).map(|i| { let s = t.sent(i * 10); t.consumed(i * 10 + 10); s }).collect();
+            let mut acked = [false; 40];
+            for i in order {
+                t.ack(seqs[i as usize]);
+                acked[i as usize] = true;
+                let (offset, beyond) = t.checkpoint(None);
+                let first_unacked = acked.iter().position(|a| !a).map_or(400, |p| p as u64 * 10);
+                prop_assert_eq!(offset, first_unacked);
+                for b in beyond { prop_assert!(acked[(b / 10) as usize] && b >= offset); }
+            }
+            prop_assert_eq!(t.pending(), 0);
+        }
+    }
+}

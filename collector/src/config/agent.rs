@@ -1,0 +1,130 @@
+use super::{SinkConfig, Validate};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `logpipe-collector agent --config FILE`. Every field has a default that works on a kubelet node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "snake_case")]
+pub struct AgentConfig {
+    /// Which files to read and how.
+    pub tail: TailConfig,
+    /// How lines are parsed.
+    pub parse: ParseConfig,
+    /// Where records go.
+    pub sink: SinkConfig,
+    /// Directory for checkpoints (a hostPath in the cluster, so they outlive the pod).
+    pub state_dir: PathBuf,
+    /// How often checkpoints are written, in milliseconds.
+    pub checkpoint_interval_ms: u64,
+    /// Upper bound on bytes read but not yet acknowledged by the sink; reading pauses above it.
+    pub max_in_flight_bytes: usize,
+    /// `host.name` of every record. Default: the `NODE_NAME` environment variable, else the machine's hostname.
+    pub host_name: Option<String>,
+    /// Address of the `/metrics`, `/healthz` and `/readyz` endpoints; none when unset.
+    pub http_listen: Option<String>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            tail: TailConfig::default(),
+            parse: ParseConfig::default(),
+            sink: SinkConfig::Stdout,
+            state_dir: PathBuf::from("/var/lib/logpipe"),
+            checkpoint_interval_ms: 1000,
+            max_in_flight_bytes: 16 << 20,
+            host_name: None,
+            http_listen: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "snake_case")]
+pub struct TailConfig {
+    /// Glob patterns of files to read. Default: the kubelet's pod log layout.
+    pub include: Vec<String>,
+    /// Glob patterns of files never to read, even when `include` matches.
+    pub exclude: Vec<String>,
+    /// Where to start in a file seen for the first time (a file with a checkpoint resumes from it).
+    pub read_from: ReadFrom,
+    /// How often the globs are evaluated again, in milliseconds.
+    pub scan_interval_ms: u64,
+    /// How long to wait when no file has new data, in milliseconds.
+    pub idle_wait_ms: u64,
+    /// Size of the read buffer shared by all files.
+    pub read_buffer_bytes: usize,
+    /// Most bytes read from one file before the next file gets its turn.
+    pub max_read_per_file_bytes: usize,
+    /// A longer line is split into pieces of at most this many bytes, each marked, none dropped.
+    pub max_line_bytes: usize,
+    /// Bytes of the first line that identify a file (with its device and inode).
+    pub fingerprint_bytes: usize,
+}
+
+impl Default for TailConfig {
+    fn default() -> Self {
+        Self {
+            include: vec!["/var/log/pods/*/*/*.log".into()],
+            exclude: Vec::new(),
+            read_from: ReadFrom::Beginning,
+            scan_interval_ms: 1000,
+            idle_wait_ms: 100,
+            read_buffer_bytes: 256 << 10,
+            max_read_per_file_bytes: 1 << 20,
+            max_line_bytes: 256 << 10,
+            fingerprint_bytes: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadFrom {
+    /// Read new files from their first byte: nothing a pod wrote before the agent started is missed.
+    Beginning,
+    /// Read new files from their current end.
+    End,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "snake_case")]
+pub struct ParseConfig {
+    /// Line format: `auto` (per file, from its first line), `cri`, `docker` or `raw`.
+    pub format: crate::parse::FormatChoice,
+    /// Cap on a line joined from partial chunks (CRI `P`, docker lines without `\n`); beyond it the record is
+    /// emitted and marked, and the rest starts a new record.
+    pub max_joined_bytes: usize,
+}
+
+impl Default for ParseConfig {
+    fn default() -> Self {
+        Self { format: crate::parse::FormatChoice::Auto, max_joined_bytes: 1 << 20 }
+    }
+}
+
+impl Validate for AgentConfig {
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.tail.include.is_empty() {
+            return Err(("tail.include", "at least one glob pattern is needed".into()));
+        }
+        for pattern in self.tail.include.iter().chain(&self.tail.exclude) {
+            glob::Pattern::new(pattern).map_err(|e| ("tail.include/exclude", format!("{pattern:?}: {e}")))?;
+        }
+        let positive = [
+            ("tail.read_buffer_bytes", self.tail.read_buffer_bytes),
+            ("tail.max_line_bytes", self.tail.max_line_bytes),
+            ("tail.fingerprint_bytes", self.tail.fingerprint_bytes),
+            ("tail.max_read_per_file_bytes", self.tail.max_read_per_file_bytes),
+            ("parse.max_joined_bytes", self.parse.max_joined_bytes),
+            ("max_in_flight_bytes", self.max_in_flight_bytes),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err((field, "must be greater than zero".into()));
+        }
+        if self.tail.max_line_bytes > self.tail.read_buffer_bytes {
+            return Err(("tail.max_line_bytes", "must not exceed tail.read_buffer_bytes".into()));
+        }
+        self.sink.validate()
+    }
+}

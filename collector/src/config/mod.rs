@@ -1,0 +1,33 @@
+//! Configuration files of the collector. These types are the one definition of the format: the operator renders its
+//! ConfigMaps from them and the collector parses them, so the two cannot drift.
+
+mod agent;
+mod sink;
+
+pub use agent::{AgentConfig, ParseConfig, ReadFrom, TailConfig};
+pub use sink::{Compression, FileSinkConfig, KafkaSinkConfig, SinkConfig};
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: PathBuf, source: serde_yaml::Error },
+    #[error("invalid config file {path}: {field}: {reason}")]
+    Invalid { path: PathBuf, field: &'static str, reason: String },
+}
+
+/// Reads a YAML config file of type `T` and checks what serde cannot.
+pub fn load<T: Validate + serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    let config: T = serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+    config.validate().map_err(|(field, reason)| ConfigError::Invalid { path: path.into(), field, reason })?;
+    Ok(config)
+}
+
+/// Checks that go beyond the shape of the file; the error names the field and the reason.
+pub trait Validate {
+    fn validate(&self) -> Result<(), (&'static str, String)>;
+}

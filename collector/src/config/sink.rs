@@ -1,0 +1,97 @@
+use super::Validate;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where the agent sends records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkConfig {
+    /// One JSON document per line on standard output.
+    Stdout,
+    /// One JSON document per line, appended to a file; acknowledged once fsynced.
+    File(FileSinkConfig),
+    /// Kafka, acknowledged by the brokers (acks=all, idempotent).
+    Kafka(KafkaSinkConfig),
+    /// Discards records and acknowledges at once; for benchmarks.
+    Null,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct KafkaSinkConfig {
+    /// Comma-separated `host:port` list.
+    pub bootstrap_servers: String,
+    pub topic: String,
+    #[serde(default)]
+    pub compression: Compression,
+    /// How long the producer waits to fill a batch, in milliseconds (librdkafka `linger.ms`).
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u32,
+    /// Largest batch in bytes (librdkafka `batch.size`).
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: u32,
+    /// Further librdkafka properties, e.g. `security.protocol: SASL_SSL`, `sasl.mechanism: SCRAM-SHA-512`,
+    /// `ssl.ca.location`. A value of the form `${file:PATH}` or `${env:NAME}` is read from that file or variable,
+    /// so credentials come from mounted Secrets and never sit in the config.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_linger_ms() -> u32 {
+    20
+}
+
+fn default_batch_bytes() -> u32 {
+    1 << 20
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    None,
+    #[default]
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// Properties the agent owns because its delivery guarantee rests on them.
+pub const PROTECTED_KAFKA_PROPERTIES: &[&str] =
+    &["acks", "enable.idempotence", "message.timeout.ms", "bootstrap.servers", "compression.type"];
+
+impl Validate for SinkConfig {
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let SinkConfig::Kafka(kafka) = self else {
+            return Ok(());
+        };
+        if kafka.bootstrap_servers.trim().is_empty() {
+            return Err(("sink.bootstrap_servers", "must name at least one broker".into()));
+        }
+        if kafka.topic.is_empty() || kafka.topic.len() > 249 {
+            return Err(("sink.topic", "must be 1 to 249 characters".into()));
+        }
+        if let Some(bad) = kafka.topic.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c))) {
+            return Err(("sink.topic", format!("character {bad:?} is not allowed in a Kafka topic name")));
+        }
+        if let Some(key) = kafka.properties.keys().find(|k| PROTECTED_KAFKA_PROPERTIES.contains(&k.as_str())) {
+            return Err(("sink.properties", format!("{key} is set by the agent to keep its delivery guarantee")));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use logpipe_collector::agent::Agent;
+use logpipe_collector::config::{self, AgentConfig};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// logpipe's data plane: the node agent (pod logs to Kafka) and the indexer (Kafka to Elasticsearch).
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Tail log files and deliver every line exactly once to the configured sink.
+    Agent {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a config file without running it.
+    Validate {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    // Logs go to stderr: stdout may be the agent's sink.
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    match Cli::parse().command {
+        Command::Agent { config } => run_agent(config::load(&config)?),
+        Command::Validate { config } => {
+            config::load::<AgentConfig>(&config)?;
+            println!("{}: valid agent config", config.display());
+            Ok(())
+        }
+    }
+}
+
+fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let signals = Arc::clone(&stop);
+    runtime.spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => return tracing::error!(error = %e, "cannot listen for SIGTERM"),
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("stopping: flushing in-flight records and writing checkpoints");
+        signals.store(true, Ordering::Relaxed);
+    });
+    let mut agent = Agent::new(config).context("starting the agent")?;
+    let result = agent.run(&stop);
+    let counters = agent.counters();
+    tracing::info!(
+        lines = counters.lines,
+        bytes = counters.bytes,
+        parse_errors = counters.parse_errors,
+        "agent stopped"
+    );
+    drop(runtime);
+    Ok(result?)
+}

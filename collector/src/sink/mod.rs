@@ -1,0 +1,52 @@
+//! Where the agent's records go. A sink takes records without blocking for long and later reports which were
+//! durably accepted; the agent checkpoints only those.
+
+mod kafka;
+mod recovery;
+mod stream;
+
+pub use kafka::{client_config, KafkaError, KafkaSink};
+pub use recovery::{find_delivered, Delivered, RecoveryError};
+pub use stream::{NullSink, WriterSink};
+
+use std::time::Duration;
+
+/// Names a record until it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    pub file: u64,
+    pub seq: u64,
+    pub bytes: u32,
+}
+
+/// One record to send. `source` and `offset` identify it across restarts (Kafka headers), so a restarted agent can
+/// tell which records the previous run delivered.
+pub struct Outgoing<'a> {
+    pub key: &'a [u8],
+    pub payload: &'a [u8],
+    pub source: &'a str,
+    pub offset: u64,
+    pub token: Token,
+}
+
+/// An acknowledged record and where it landed (Kafka partition and offset; `None` for other sinks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    pub token: Token,
+    pub position: Option<(i32, i64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("writing {what}: {source}")]
+    Write { what: String, source: std::io::Error },
+}
+
+pub trait Sink: Send {
+    /// Queues a record; may wait while the sink's own queue is full.
+    fn send(&mut self, record: Outgoing<'_>) -> Result<(), SinkError>;
+    /// Waits at most `wait` for acknowledgements and appends them to `acks`.
+    fn poll(&mut self, wait: Duration, acks: &mut Vec<Ack>) -> Result<(), SinkError>;
+}

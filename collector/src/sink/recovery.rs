@@ -1,0 +1,101 @@
+//! After a crash, records the previous run sent may be in Kafka although its checkpoint does not say so (they were
+//! acknowledged after the last checkpoint was written, or were in flight). Sending them again would duplicate them,
+//! so at start the agent reads each partition from where its checkpoint says such records may begin up to the
+//! current end, and collects the (source, offset) headers of this node's records.
+
+use super::kafka::{OFFSET_HEADER, SOURCE_HEADER};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("topic {0} has no partitions (does it exist?)")]
+    NoPartitions(String),
+    #[error("reading back delivered records did not finish within {0:?}")]
+    Timeout(Duration),
+}
+
+#[derive(Debug, Default)]
+pub struct Delivered {
+    /// Source id -> start offsets of its records found in Kafka.
+    pub by_source: HashMap<String, HashSet<u64>>,
+    /// Each partition's end when the scan started: nothing this run sends lands before it.
+    pub ends: BTreeMap<i32, i64>,
+}
+
+/// Scans `topic` from `scan_from` (per partition; a partition missing there is scanned from its start) to its
+/// current end, collecting records whose source starts with `source_prefix`. With `scan_from` `None` (a first
+/// start) nothing is read: there can be no records of ours.
+pub fn find_delivered(
+    base: &ClientConfig,
+    topic: &str,
+    scan_from: Option<&BTreeMap<i32, i64>>,
+    source_prefix: &str,
+    timeout: Duration,
+) -> Result<Delivered, RecoveryError> {
+    let consumer: BaseConsumer = base
+        .clone()
+        .set("group.id", "logpipe-agent-recovery")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    if partitions.is_empty() {
+        return Err(RecoveryError::NoPartitions(topic.into()));
+    }
+    let mut delivered = Delivered::default();
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining: HashMap<i32, i64> = HashMap::new();
+    for p in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
+        delivered.ends.insert(p, high);
+        let Some(scan_from) = scan_from else { continue };
+        let start = scan_from.get(&p).copied().unwrap_or(low).max(low);
+        if start < high {
+            assignment.add_partition_offset(topic, p, Offset::Offset(start))?;
+            remaining.insert(p, high);
+        }
+    }
+    if remaining.is_empty() {
+        return Ok(delivered);
+    }
+    consumer.assign(&assignment)?;
+    let deadline = Instant::now() + timeout;
+    while !remaining.is_empty() {
+        if Instant::now() > deadline {
+            return Err(RecoveryError::Timeout(timeout));
+        }
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let msg = msg?;
+        if let Some((source, offset)) = identity(&msg).filter(|(s, _)| s.starts_with(source_prefix)) {
+            delivered.by_source.entry(source.to_owned()).or_default().insert(offset);
+        }
+        if remaining.get(&msg.partition()).is_some_and(|&end| msg.offset() + 1 >= end) {
+            remaining.remove(&msg.partition());
+        }
+    }
+    Ok(delivered)
+}
+
+fn identity(msg: &impl Message) -> Option<(&str, u64)> {
+    let headers = msg.headers()?;
+    let mut source = None;
+    let mut offset = None;
+    for h in headers.iter() {
+        match h.key {
+            SOURCE_HEADER => source = h.value.and_then(|v| std::str::from_utf8(v).ok()),
+            OFFSET_HEADER => offset = h.value.and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()),
+            _ => {}
+        }
+    }
+    Some((source?, offset?))
+}

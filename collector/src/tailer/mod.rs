@@ -1,0 +1,281 @@
+//! The tailer: finds log files, reads them line by line from where the last run stopped, follows rotation and
+//! truncation, and tells its handler what happened. It knows nothing of parsing, sinks or metrics.
+//!
+//! Guarantees, for a handler that checkpoints only what it has finished with:
+//! - a file is identified by device, inode and a fingerprint of its first line, so a reused inode is a new file;
+//! - a renamed (rotated) or deleted file stays open and is read to its end before it is released, and the new file
+//!   at the same path waits until then, so one container's lines stay in order;
+//! - a file truncated in place is read again from offset 0;
+//! - a checkpointed file whose path moved away while the agent was down is found among its rotated siblings;
+//!   one that is gone is reported as lost, never silently.
+
+mod discover;
+mod file;
+mod fingerprint;
+
+pub use discover::is_compressed;
+pub use fingerprint::{file_key, FileKey};
+
+use discover::{rotated_siblings, Globs};
+use file::{Identity, Phase, Watched};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A file the tailer reads. `id` is unique for the life of the tailer and is what handlers key their state by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailedFile {
+    pub id: u64,
+    pub key: FileKey,
+    pub path: PathBuf,
+}
+
+/// How a handed-out line ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineEnd {
+    /// At a newline (not included in the bytes).
+    Newline,
+    /// Cut at the maximum line length; the line goes on in the next piece.
+    Split,
+}
+
+/// Where to resume a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    pub key: FileKey,
+    pub path: PathBuf,
+    pub offset: u64,
+}
+
+#[derive(Debug)]
+pub enum TailEvent<'a> {
+    /// Reading starts (or resumes) at `from`.
+    Opened { file: &'a TailedFile, from: u64 },
+    /// The path no longer names this file; it is read to its end before release.
+    Rotated { file: &'a TailedFile },
+    /// The file shrank below what was read, or its first line changed (copytruncate). `old` ends at `consumed`
+    /// (what follows is read from the copy, when one is found, as a file of its own); `file` restarts at 0.
+    Truncated { old: &'a TailedFile, file: &'a TailedFile, consumed: u64 },
+    /// Read to its end after rotation or deletion; no more lines will come from it.
+    Released { file: &'a TailedFile, end: u64 },
+    /// A file to resume could not be found anywhere: whatever followed `offset` in it is lost.
+    Vanished { resume: &'a Resume },
+    /// An I/O error on one file; the tailer goes on with the others and retries.
+    ReadError { path: &'a Path, error: &'a io::Error },
+}
+
+pub trait TailHandler {
+    fn line(&mut self, file: &TailedFile, offset: u64, bytes: &[u8], end: LineEnd);
+    fn event(&mut self, event: TailEvent<'_>);
+}
+
+#[derive(Debug, Clone)]
+pub struct TailerOptions {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub start_at_end: bool,
+    pub read_buffer_bytes: usize,
+    pub max_read_per_file_bytes: usize,
+    pub max_line_bytes: usize,
+    pub fingerprint_bytes: usize,
+    /// How long a rotated or deleted file is kept open at its end for late writes before release.
+    pub release_after: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TailerError {
+    #[error("invalid glob pattern: {0}")]
+    Pattern(#[from] glob::PatternError),
+}
+
+pub struct Tailer {
+    options: TailerOptions,
+    globs: Globs,
+    files: Vec<Watched>,
+    /// Resume points not yet matched to a file (from the checkpoint of the previous run).
+    pending_resume: HashMap<FileKey, Resume>,
+    scratch: Vec<u8>,
+    next_id: u64,
+    next_turn: usize,
+}
+
+impl Tailer {
+    pub fn new(options: TailerOptions, resume: Vec<Resume>) -> Result<Self, TailerError> {
+        let globs = Globs::new(&options.include, &options.exclude)?;
+        let scratch = vec![0; options.read_buffer_bytes.max(options.max_line_bytes + 1)];
+        let pending_resume = resume.into_iter().map(|r| (r.key, r)).collect();
+        Ok(Self { options, globs, files: Vec::new(), pending_resume, scratch, next_id: 1, next_turn: 0 })
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = (&TailedFile, u64)> {
+        self.files.iter().map(|w| (&w.info, w.consumed()))
+    }
+
+    /// Looks for new, rotated, truncated and deleted files. The first scan also places the resume points.
+    pub fn scan(&mut self, handler: &mut dyn TailHandler) {
+        for idx in 0..self.files.len() {
+            match check_path(&mut self.files[idx], self.options.fingerprint_bytes) {
+                Change::None => {}
+                Change::Rotated => {
+                    let w = &mut self.files[idx];
+                    w.phase = Phase::Detached { since: Instant::now() };
+                    w.at_eof = false;
+                    handler.event(TailEvent::Rotated { file: &w.info });
+                }
+                Change::Truncated { key } => self.truncated(idx, key, handler),
+            }
+        }
+        for path in self.globs.matching() {
+            self.consider(&path, handler);
+        }
+        self.resume_from_siblings(handler);
+        self.release_finished(handler);
+    }
+
+    /// One round over the files, each reading up to its share; returns the bytes read.
+    pub fn read(&mut self, handler: &mut dyn TailHandler) -> usize {
+        let n = self.files.len();
+        let mut total = 0;
+        for i in 0..n {
+            let idx = (self.next_turn + i) % n;
+            if self.waits_for_predecessor(idx) {
+                continue;
+            }
+            let w = &mut self.files[idx];
+            let out =
+                w.read(&mut self.scratch, self.options.max_read_per_file_bytes, self.options.max_line_bytes, handler);
+            total += out.bytes;
+            if let Some(error) = out.error {
+                handler.event(TailEvent::ReadError { path: &w.info.path, error: &error });
+            }
+        }
+        self.next_turn = self.next_turn.wrapping_add(1);
+        total
+    }
+
+    /// A file that took the path of a rotated one is read only after the rotated one is released.
+    fn waits_for_predecessor(&self, idx: usize) -> bool {
+        let w = &self.files[idx];
+        w.phase == Phase::Active
+            && self.files.iter().any(|o| matches!(o.phase, Phase::Detached { .. }) && o.info.path == w.info.path)
+    }
+
+    fn consider(&mut self, path: &Path, handler: &mut dyn TailHandler) {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        if !meta.is_file() || self.files.iter().any(|w| w.key().dev == meta.dev() && w.key().ino == meta.ino()) {
+            return;
+        }
+        let Ok(file) = File::open(path) else { return };
+        let Ok(Some(key)) = file_key(&file, self.options.fingerprint_bytes) else {
+            return;
+        };
+        let from = match self.pending_resume.remove(&key) {
+            Some(resume) => resume.offset,
+            None if self.options.start_at_end => meta.len(),
+            None => 0,
+        };
+        self.open(file, key, path.to_path_buf(), from, Phase::Active, handler);
+    }
+
+    fn open(&mut self, file: File, key: FileKey, path: PathBuf, from: u64, phase: Phase, h: &mut dyn TailHandler) {
+        let info = TailedFile { id: self.next_id, key, path };
+        self.next_id += 1;
+        let mut w = Watched::new(info, file, from);
+        w.phase = phase;
+        h.event(TailEvent::Opened { file: &w.info, from });
+        self.files.push(w);
+    }
+
+    /// Resume points left after the globs were matched: the file was renamed while the agent was down. Find it
+    /// among the rotated siblings of its old path, or report it lost.
+    fn resume_from_siblings(&mut self, handler: &mut dyn TailHandler) {
+        let pending: Vec<Resume> = self.pending_resume.drain().map(|(_, r)| r).collect();
+        for resume in pending {
+            let found = rotated_siblings(&resume.path).into_iter().find_map(|p| {
+                let file = File::open(&p).ok()?;
+                (file_key(&file, self.options.fingerprint_bytes).ok()?? == resume.key).then_some((file, p))
+            });
+            match found {
+                Some((file, path)) => {
+                    let detached = Phase::Detached { since: Instant::now() };
+                    self.open(file, resume.key, path, resume.offset, detached, handler);
+                }
+                None => handler.event(TailEvent::Vanished { resume: &resume }),
+            }
+        }
+    }
+
+    /// Copytruncate: the file was copied to a sibling and emptied. The tail we had not read yet is in the copy
+    /// (same first line, so same fingerprint); read it from there, then restart the file itself at 0 under a new id.
+    fn truncated(&mut self, idx: usize, key: Option<FileKey>, handler: &mut dyn TailHandler) {
+        let old = self.files[idx].info.clone();
+        let consumed = self.files[idx].consumed();
+        let copy = rotated_siblings(&old.path).into_iter().find_map(|p| {
+            let file = File::open(&p).ok()?;
+            let k = file_key(&file, self.options.fingerprint_bytes).ok()??;
+            (k.fingerprint == old.key.fingerprint && k.ino != old.key.ino).then_some((file, k, p))
+        });
+        let new_info = TailedFile { id: self.next_id, key: key.unwrap_or(old.key), path: old.path.clone() };
+        self.next_id += 1;
+        let w = &mut self.files[idx];
+        w.rewind(new_info, key.map_or(Identity::AwaitingFirstLine, |_| Identity::Known));
+        handler.event(TailEvent::Truncated { old: &old, file: &w.info, consumed });
+        if let Some((file, key, path)) = copy {
+            let detached = Phase::Detached { since: Instant::now() };
+            self.open(file, key, path, consumed, detached, handler);
+        }
+    }
+
+    fn release_finished(&mut self, handler: &mut dyn TailHandler) {
+        let release_after = self.options.release_after;
+        self.files.retain(|w| {
+            let done = matches!(w.phase, Phase::Detached { since } if since.elapsed() >= release_after)
+                && w.at_eof
+                && w.carry.is_empty();
+            if done {
+                handler.event(TailEvent::Released { file: &w.info, end: w.read_pos });
+            }
+            !done
+        });
+    }
+}
+
+/// What changed about a watched file since the last look.
+enum Change {
+    None,
+    Rotated,
+    /// Truncated in place; `key` is the new content's key, if its first line is complete.
+    Truncated {
+        key: Option<FileKey>,
+    },
+}
+
+fn check_path(w: &mut Watched, fingerprint_bytes: usize) -> Change {
+    if w.phase != Phase::Active {
+        return Change::None;
+    }
+    let same = std::fs::metadata(&w.info.path).is_ok_and(|m| m.dev() == w.key().dev && m.ino() == w.key().ino);
+    if !same {
+        return Change::Rotated;
+    }
+    let Ok(meta) = w.file.metadata() else {
+        return Change::None;
+    };
+    let current = file_key(&w.file, fingerprint_bytes).ok().flatten();
+    let shrank = meta.len() < w.read_pos;
+    match (w.identity, current) {
+        (Identity::AwaitingFirstLine, Some(key)) if !shrank => {
+            w.info.key = key;
+            w.identity = Identity::Known;
+            Change::None
+        }
+        (Identity::AwaitingFirstLine, _) if !shrank => Change::None,
+        (_, key) if shrank || key.is_some_and(|k| k != w.key()) => Change::Truncated { key },
+        _ => Change::None,
+    }
+}
