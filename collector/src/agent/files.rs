@@ -196,6 +196,12 @@ impl TailHandler for Handler {
                 self.opened(file, 0);
             }
             TailEvent::Released { file, end } => self.finished(file.id, end),
+            TailEvent::Identified { file } => {
+                if let Some(st) = self.files.get_mut(&file.id) {
+                    st.key = file.key;
+                    st.out.source = Self::source_id(&self.host, &file.key);
+                }
+            }
             TailEvent::Vanished { resume } => {
                 self.counters.files_lost += 1;
                 tracing::error!(path = %resume.path.display(), offset = resume.offset,

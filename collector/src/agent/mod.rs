@@ -133,16 +133,30 @@ impl Agent {
     fn save(&mut self) -> Result<(), AgentError> {
         let mut checkpoint = Checkpoint { kafka_scan_from: self.kafka_scan_from.clone(), ..Checkpoint::default() };
         let live: HashMap<u64, (FileKey, std::path::PathBuf)> =
-            self.tailer.files().map(|(f, _)| (f.id, (f.key, f.path.clone()))).collect();
+            self.tailer.files().into_iter().map(|(f, _)| (f.id, (f.key, f.path.clone()))).collect();
+        for r in self.tailer.unmatched_resume() {
+            let f = FileCheckpoint {
+                key: r.key,
+                path: r.path.clone(),
+                offset: r.offset,
+                acked_beyond: vec![],
+                released_at: None,
+            };
+            checkpoint.files.push(f);
+        }
         let mut done = Vec::new();
-        for (id, st) in &mut self.handler.files {
+        // Oldest file first: the order the next run drains rotated files of one path in.
+        let mut ids: Vec<u64> = self.handler.files.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(st) = self.handler.files.get_mut(&id) else { continue };
             let (offset, mut acked_beyond) = st.out.tracker.checkpoint(st.assembler.lowest_open_start());
             acked_beyond.extend(st.out.skip.iter().filter(|&&s| s >= offset));
-            let (key, path) = live.get(id).cloned().unwrap_or_else(|| (st.key, st.path.clone()));
+            let (key, path) = live.get(&id).cloned().unwrap_or_else(|| (st.key, st.path.clone()));
             let released_at = match st.lifecycle {
                 Lifecycle::Reading => None,
                 Lifecycle::Finished { .. } if st.out.tracker.pending() == 0 => {
-                    done.push(*id);
+                    done.push(id);
                     continue;
                 }
                 Lifecycle::Finished { end } => Some(end),
@@ -155,7 +169,6 @@ impl Agent {
             offsets.sort_unstable();
             checkpoint.delivered.push(Delivered { key: *key, offsets });
         }
-        checkpoint.files.sort_by_key(|f| (f.path.clone(), f.key));
         self.store.save(&checkpoint)?;
         for id in done {
             self.handler.files.remove(&id);

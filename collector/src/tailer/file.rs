@@ -3,7 +3,7 @@
 use super::{FileKey, LineEnd, TailHandler, TailedFile};
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +24,9 @@ pub(super) enum Identity {
 pub(super) struct Watched {
     pub info: TailedFile,
     pub file: File,
+    /// Device and inode of `file` itself. The key may name another inode: a copy made by copytruncate is read
+    /// under the key of the file it was copied from.
+    pub inode: (u64, u64),
     /// Next byte to read from the file.
     pub read_pos: u64,
     /// An incomplete last line: the bytes before `read_pos` not yet handed out.
@@ -41,9 +44,11 @@ pub(super) struct ReadOutcome {
 
 impl Watched {
     pub fn new(info: TailedFile, file: File, from: u64) -> Self {
+        let inode = file.metadata().map(|m| (m.dev(), m.ino())).unwrap_or((info.key.dev, info.key.ino));
         Self {
             info,
             file,
+            inode,
             read_pos: from,
             carry: Vec::new(),
             phase: Phase::Active,

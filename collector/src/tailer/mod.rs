@@ -14,11 +14,10 @@ mod file;
 mod fingerprint;
 
 pub use discover::is_compressed;
-pub use fingerprint::{file_key, FileKey};
+pub use fingerprint::{file_key, FileKey, UNKNOWN_FINGERPRINT};
 
 use discover::{rotated_siblings, Globs};
 use file::{Identity, Phase, Watched};
-use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -26,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A file the tailer reads. `id` is unique for the life of the tailer and is what handlers key their state by.
+/// `path` is where its lines were written: a rotated file keeps the path it had.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TailedFile {
     pub id: u64,
@@ -40,6 +40,8 @@ pub enum LineEnd {
     Newline,
     /// Cut at the maximum line length; the line goes on in the next piece.
     Split,
+    /// The last bytes of a file that was rotated away or deleted without a final newline.
+    Eof,
 }
 
 /// Where to resume a file.
@@ -59,6 +61,8 @@ pub enum TailEvent<'a> {
     /// The file shrank below what was read, or its first line changed (copytruncate). `old` ends at `consumed`
     /// (what follows is read from the copy, when one is found, as a file of its own); `file` restarts at 0.
     Truncated { old: &'a TailedFile, file: &'a TailedFile, consumed: u64 },
+    /// A file truncated to empty has its first line now, and so its real key (it had `UNKNOWN_FINGERPRINT`).
+    Identified { file: &'a TailedFile },
     /// Read to its end after rotation or deletion; no more lines will come from it.
     Released { file: &'a TailedFile, end: u64 },
     /// A file to resume could not be found anywhere: whatever followed `offset` in it is lost.
@@ -85,6 +89,14 @@ pub struct TailerOptions {
     pub release_after: Duration,
 }
 
+/// A file found by the globs, opened and identified.
+struct Probed {
+    file: File,
+    key: FileKey,
+    path: PathBuf,
+    len: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TailerError {
     #[error("invalid glob pattern: {0}")]
@@ -95,23 +107,33 @@ pub struct Tailer {
     options: TailerOptions,
     globs: Globs,
     files: Vec<Watched>,
-    /// Resume points not yet matched to a file (from the checkpoint of the previous run).
-    pending_resume: HashMap<FileKey, Resume>,
+    /// Resume points not yet matched to a file (from the checkpoint of the previous run), oldest file first.
+    pending_resume: Vec<Resume>,
     scratch: Vec<u8>,
     next_id: u64,
     next_turn: usize,
 }
 
 impl Tailer {
+    /// `resume` lists where the previous run stopped, in the order it opened the files (see `files`): several
+    /// rotated files of one path are drained oldest first.
     pub fn new(options: TailerOptions, resume: Vec<Resume>) -> Result<Self, TailerError> {
         let globs = Globs::new(&options.include, &options.exclude)?;
         let scratch = vec![0; options.read_buffer_bytes.max(options.max_line_bytes + 1)];
-        let pending_resume = resume.into_iter().map(|r| (r.key, r)).collect();
-        Ok(Self { options, globs, files: Vec::new(), pending_resume, scratch, next_id: 1, next_turn: 0 })
+        Ok(Self { options, globs, files: Vec::new(), pending_resume: resume, scratch, next_id: 1, next_turn: 0 })
     }
 
-    pub fn files(&self) -> impl Iterator<Item = (&TailedFile, u64)> {
-        self.files.iter().map(|w| (&w.info, w.consumed()))
+    /// The files being read and how far, oldest first (by id): the order a checkpoint should keep.
+    pub fn files(&self) -> Vec<(&TailedFile, u64)> {
+        let mut files: Vec<_> = self.files.iter().map(|w| (&w.info, w.consumed())).collect();
+        files.sort_by_key(|(f, _)| f.id);
+        files
+    }
+
+    /// Resume points of the previous run not matched to a file yet (until the first scan): a checkpoint written
+    /// before then must keep them.
+    pub fn unmatched_resume(&self) -> &[Resume] {
+        &self.pending_resume
     }
 
     /// Looks for new, rotated, truncated and deleted files. The first scan also places the resume points.
@@ -126,12 +148,25 @@ impl Tailer {
                     handler.event(TailEvent::Rotated { file: &w.info });
                 }
                 Change::Truncated { key } => self.truncated(idx, key, handler),
+                Change::Identified => handler.event(TailEvent::Identified { file: &self.files[idx].info }),
             }
         }
-        for path in self.globs.matching() {
-            self.consider(&path, handler);
+        let fresh: Vec<Probed> = self.globs.matching().iter().filter_map(|p| self.probe(p)).collect();
+        // Resume points no file at its path matches: renamed while the agent was down. Opened before the files
+        // now at those paths, so they are drained first.
+        let (at_path, moved): (Vec<Resume>, Vec<Resume>) =
+            std::mem::take(&mut self.pending_resume).into_iter().partition(|r| fresh.iter().any(|f| f.key == r.key));
+        for resume in moved {
+            self.resume_from_sibling(resume, handler);
         }
-        self.resume_from_siblings(handler);
+        for f in fresh {
+            let from = match at_path.iter().find(|r| r.key == f.key) {
+                Some(resume) => resume.offset,
+                None if self.options.start_at_end => f.len,
+                None => 0,
+            };
+            self.open(f.file, f.key, f.path, from, Phase::Active, handler);
+        }
         self.release_finished(handler);
     }
 
@@ -156,30 +191,25 @@ impl Tailer {
         total
     }
 
-    /// A file that took the path of a rotated one is read only after the rotated one is released.
+    /// A file waits while a rotated file that held its path before it (a lower id) is still being drained, so one
+    /// container's lines stay in order.
     fn waits_for_predecessor(&self, idx: usize) -> bool {
         let w = &self.files[idx];
-        w.phase == Phase::Active
-            && self.files.iter().any(|o| matches!(o.phase, Phase::Detached { .. }) && o.info.path == w.info.path)
+        self.files
+            .iter()
+            .any(|o| matches!(o.phase, Phase::Detached { .. }) && o.info.id < w.info.id && o.info.path == w.info.path)
     }
 
-    fn consider(&mut self, path: &Path, handler: &mut dyn TailHandler) {
-        let Ok(meta) = std::fs::metadata(path) else {
-            return;
-        };
-        if !meta.is_file() || self.files.iter().any(|w| w.key().dev == meta.dev() && w.key().ino == meta.ino()) {
-            return;
+    /// A file at `path` not yet watched, with its key; `None` if it is watched, unreadable or has no first line.
+    fn probe(&self, path: &Path) -> Option<Probed> {
+        let meta = std::fs::metadata(path).ok()?;
+        let watched = self.files.iter().any(|w| w.inode == (meta.dev(), meta.ino()));
+        if !meta.is_file() || watched {
+            return None;
         }
-        let Ok(file) = File::open(path) else { return };
-        let Ok(Some(key)) = file_key(&file, self.options.fingerprint_bytes) else {
-            return;
-        };
-        let from = match self.pending_resume.remove(&key) {
-            Some(resume) => resume.offset,
-            None if self.options.start_at_end => meta.len(),
-            None => 0,
-        };
-        self.open(file, key, path.to_path_buf(), from, Phase::Active, handler);
+        let file = File::open(path).ok()?;
+        let key = file_key(&file, self.options.fingerprint_bytes).ok()??;
+        Some(Probed { file, key, path: path.to_path_buf(), len: meta.len() })
     }
 
     fn open(&mut self, file: File, key: FileKey, path: PathBuf, from: u64, phase: Phase, h: &mut dyn TailHandler) {
@@ -191,22 +221,25 @@ impl Tailer {
         self.files.push(w);
     }
 
-    /// Resume points left after the globs were matched: the file was renamed while the agent was down. Find it
-    /// among the rotated siblings of its old path, or report it lost.
-    fn resume_from_siblings(&mut self, handler: &mut dyn TailHandler) {
-        let pending: Vec<Resume> = self.pending_resume.drain().map(|(_, r)| r).collect();
-        for resume in pending {
-            let found = rotated_siblings(&resume.path).into_iter().find_map(|p| {
-                let file = File::open(&p).ok()?;
-                (file_key(&file, self.options.fingerprint_bytes).ok()?? == resume.key).then_some((file, p))
-            });
-            match found {
-                Some((file, path)) => {
-                    let detached = Phase::Detached { since: Instant::now() };
-                    self.open(file, resume.key, path, resume.offset, detached, handler);
-                }
-                None => handler.event(TailEvent::Vanished { resume: &resume }),
+    /// Finds a file renamed away from its checkpointed path among that path's rotated siblings, or reports it lost.
+    fn resume_from_sibling(&mut self, resume: Resume, handler: &mut dyn TailHandler) {
+        if resume.key.fingerprint == UNKNOWN_FINGERPRINT {
+            // Emptied in place and never given a complete first line: nothing of it was read, nothing to resume.
+            return;
+        }
+        // Renamed: same inode and fingerprint. Copied, then truncated: same fingerprint in a new inode.
+        let found = rotated_siblings(&resume.path).into_iter().find_map(|p| {
+            let file = File::open(&p).ok()?;
+            let key = file_key(&file, self.options.fingerprint_bytes).ok()??;
+            (key.fingerprint == resume.key.fingerprint).then_some(file)
+        });
+        match found {
+            Some(file) => {
+                // Reported under the path its lines were written to, like any rotated file.
+                let detached = Phase::Detached { since: Instant::now() };
+                self.open(file, resume.key, resume.path.clone(), resume.offset, detached, handler);
             }
+            None => handler.event(TailEvent::Vanished { resume: &resume }),
         }
     }
 
@@ -218,26 +251,30 @@ impl Tailer {
         let copy = rotated_siblings(&old.path).into_iter().find_map(|p| {
             let file = File::open(&p).ok()?;
             let k = file_key(&file, self.options.fingerprint_bytes).ok()??;
-            (k.fingerprint == old.key.fingerprint && k.ino != old.key.ino).then_some((file, k, p))
+            (k.fingerprint == old.key.fingerprint && k.ino != old.key.ino).then_some((file, p))
         });
-        let new_info = TailedFile { id: self.next_id, key: key.unwrap_or(old.key), path: old.path.clone() };
+        if let Some((file, _)) = copy {
+            // The copy keeps the identity and path its records were sent under, so a restart recognises them; it
+            // gets a lower id than the file's new life, so it is drained first.
+            let detached = Phase::Detached { since: Instant::now() };
+            self.open(file, old.key, old.path.clone(), consumed, detached, handler);
+        }
+        let unknown = FileKey { fingerprint: UNKNOWN_FINGERPRINT, ..old.key };
+        let new_info = TailedFile { id: self.next_id, key: key.unwrap_or(unknown), path: old.path.clone() };
         self.next_id += 1;
         let w = &mut self.files[idx];
         w.rewind(new_info, key.map_or(Identity::AwaitingFirstLine, |_| Identity::Known));
         handler.event(TailEvent::Truncated { old: &old, file: &w.info, consumed });
-        if let Some((file, key, path)) = copy {
-            let detached = Phase::Detached { since: Instant::now() };
-            self.open(file, key, path, consumed, detached, handler);
-        }
     }
 
     fn release_finished(&mut self, handler: &mut dyn TailHandler) {
         let release_after = self.options.release_after;
         self.files.retain(|w| {
-            let done = matches!(w.phase, Phase::Detached { since } if since.elapsed() >= release_after)
-                && w.at_eof
-                && w.carry.is_empty();
+            let done = matches!(w.phase, Phase::Detached { since } if since.elapsed() >= release_after) && w.at_eof;
             if done {
+                if !w.carry.is_empty() {
+                    handler.line(&w.info, w.consumed(), &w.carry, LineEnd::Eof);
+                }
                 handler.event(TailEvent::Released { file: &w.info, end: w.read_pos });
             }
             !done
@@ -249,6 +286,7 @@ impl Tailer {
 enum Change {
     None,
     Rotated,
+    Identified,
     /// Truncated in place; `key` is the new content's key, if its first line is complete.
     Truncated {
         key: Option<FileKey>,
@@ -259,7 +297,7 @@ fn check_path(w: &mut Watched, fingerprint_bytes: usize) -> Change {
     if w.phase != Phase::Active {
         return Change::None;
     }
-    let same = std::fs::metadata(&w.info.path).is_ok_and(|m| m.dev() == w.key().dev && m.ino() == w.key().ino);
+    let same = std::fs::metadata(&w.info.path).is_ok_and(|m| (m.dev(), m.ino()) == w.inode);
     if !same {
         return Change::Rotated;
     }
@@ -272,9 +310,11 @@ fn check_path(w: &mut Watched, fingerprint_bytes: usize) -> Change {
         (Identity::AwaitingFirstLine, Some(key)) if !shrank => {
             w.info.key = key;
             w.identity = Identity::Known;
-            Change::None
+            Change::Identified
         }
         (Identity::AwaitingFirstLine, _) if !shrank => Change::None,
+        // A known file had a complete first line; without one now, it was emptied, however little was read.
+        (Identity::Known, None) => Change::Truncated { key: None },
         (_, key) if shrank || key.is_some_and(|k| k != w.key()) => Change::Truncated { key },
         _ => Change::None,
     }
