@@ -66,8 +66,10 @@ impl TailHandler for Collector {
             TailEvent::Released { file, .. } => {
                 self.consumed.remove(&file.id);
             }
-            TailEvent::Truncated { old, file, .. } => {
-                self.consumed.remove(&old.id);
+            TailEvent::Truncated { old, file, continued, .. } => {
+                if !continued {
+                    self.consumed.remove(&old.id);
+                }
                 self.consumed.insert(file.id, (file.clone(), 0));
             }
             TailEvent::Vanished { resume } => panic!("nothing is deleted in this model, yet {resume:?} vanished"),

@@ -42,6 +42,7 @@ pub struct FileState {
 /// Counters the agent reports.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counters {
+    pub files_opened: u64,
     pub lines: u64,
     pub bytes: u64,
     pub records_sent: u64,
@@ -92,6 +93,7 @@ impl Handler {
     }
 
     fn opened(&mut self, file: &TailedFile, from: u64) {
+        self.counters.files_opened += 1;
         let meta = PathMeta::from_path(&file.path);
         let kafka_key = match &meta {
             Some(m) => format!("{}/{}/{}", m.namespace, m.pod, m.container),
@@ -188,11 +190,12 @@ impl TailHandler for Handler {
                 self.counters.rotations += 1;
                 tracing::info!(path = %file.path.display(), "file rotated or deleted; reading it to its end");
             }
-            TailEvent::Truncated { old, file, consumed } => {
+            TailEvent::Truncated { old, file, consumed, continued } => {
                 self.counters.truncations += 1;
-                tracing::warn!(path = %file.path.display(), consumed, "file truncated in place; reading it again from 0");
-                // The tailer gives the file's new life a new id, so both are tracked and checkpointed apart.
-                self.finished(old.id, consumed);
+                tracing::warn!(path = %file.path.display(), consumed, continued, "file truncated in place; reading it again from 0");
+                if !continued {
+                    self.finished(old.id, consumed);
+                }
                 self.opened(file, 0);
             }
             TailEvent::Released { file, end } => self.finished(file.id, end),

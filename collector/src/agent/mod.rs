@@ -82,10 +82,16 @@ impl Agent {
         while !stop.load(Ordering::Relaxed) {
             self.handler.emitter.now = now_rfc3339();
             if Instant::now() >= next_scan {
+                let opened = self.handler.counters.files_opened;
                 self.tailer.scan(&mut self.handler);
                 if std::mem::take(&mut first_scan) {
                     // Every file the previous run knew is open again; what is still unclaimed belongs to files gone.
                     self.handler.unclaimed.clear();
+                }
+                if self.handler.counters.files_opened != opened {
+                    // A file the agent has seen must be in the checkpoint before it can be rotated out of reach of
+                    // the globs: a restart finds it among the rotated files only by its checkpoint entry.
+                    self.save()?;
                 }
                 next_scan = Instant::now() + scan_every;
             }

@@ -58,9 +58,10 @@ pub enum TailEvent<'a> {
     Opened { file: &'a TailedFile, from: u64 },
     /// The path no longer names this file; it is read to its end before release.
     Rotated { file: &'a TailedFile },
-    /// The file shrank below what was read, or its first line changed (copytruncate). `old` ends at `consumed`
-    /// (what follows is read from the copy, when one is found, as a file of its own); `file` restarts at 0.
-    Truncated { old: &'a TailedFile, file: &'a TailedFile, consumed: u64 },
+    /// The file shrank below what was read, or its first line changed (copytruncate); `file` is its new life, read
+    /// from 0. With `continued`, a copy holding the old content was found and `old` goes on being read from it, from
+    /// `consumed`; otherwise `old` ends at `consumed`.
+    Truncated { old: &'a TailedFile, file: &'a TailedFile, consumed: u64, continued: bool },
     /// A file truncated to empty has its first line now, and so its real key (it had `UNKNOWN_FINGERPRINT`).
     Identified { file: &'a TailedFile },
     /// Read to its end after rotation or deletion; no more lines will come from it.
@@ -176,7 +177,7 @@ impl Tailer {
         let mut total = 0;
         for i in 0..n {
             let idx = (self.next_turn + i) % n;
-            if self.waits_for_predecessor(idx) {
+            if self.waits_for_predecessor(idx) || !self.identify(idx, handler) {
                 continue;
             }
             let w = &mut self.files[idx];
@@ -189,6 +190,25 @@ impl Tailer {
         }
         self.next_turn = self.next_turn.wrapping_add(1);
         total
+    }
+
+    /// Whether the file's key is known, trying to learn it if not. A file emptied in place is not read before its
+    /// first line gives it a key: records carry their file's key to Kafka, and a restart finds them by it.
+    fn identify(&mut self, idx: usize, handler: &mut dyn TailHandler) -> bool {
+        let w = &mut self.files[idx];
+        if w.identity == Identity::Known {
+            return true;
+        }
+        match file_key(&w.file, self.options.fingerprint_bytes) {
+            Ok(Some(key)) => {
+                w.info.key = key;
+                w.identity = Identity::Known;
+                handler.event(TailEvent::Identified { file: &w.info });
+                true
+            }
+            // Renamed away before it had a first line: nothing will give it one; read what it holds and release it.
+            _ => matches!(w.phase, Phase::Detached { .. }),
+        }
     }
 
     /// A file waits while a rotated file that held its path before it (a lower id) is still being drained, so one
@@ -253,18 +273,20 @@ impl Tailer {
             let k = file_key(&file, self.options.fingerprint_bytes).ok()??;
             (k.fingerprint == old.key.fingerprint && k.ino != old.key.ino).then_some((file, p))
         });
+        let continued = copy.is_some();
         if let Some((file, _)) = copy {
-            // The copy keeps the identity and path its records were sent under, so a restart recognises them; it
-            // gets a lower id than the file's new life, so it is drained first.
-            let detached = Phase::Detached { since: Instant::now() };
-            self.open(file, old.key, old.path.clone(), consumed, detached, handler);
+            // The copy continues the old file: same id, key and path, from where reading stopped, so its records keep
+            // the identity they were sent under; its lower id drains it before the file's new life.
+            let mut w = Watched::new(old.clone(), file, consumed);
+            w.phase = Phase::Detached { since: Instant::now() };
+            self.files.push(w);
         }
         let unknown = FileKey { fingerprint: UNKNOWN_FINGERPRINT, ..old.key };
         let new_info = TailedFile { id: self.next_id, key: key.unwrap_or(unknown), path: old.path.clone() };
         self.next_id += 1;
         let w = &mut self.files[idx];
         w.rewind(new_info, key.map_or(Identity::AwaitingFirstLine, |_| Identity::Known));
-        handler.event(TailEvent::Truncated { old: &old, file: &w.info, consumed });
+        handler.event(TailEvent::Truncated { old: &old, file: &w.info, consumed, continued });
     }
 
     fn release_finished(&mut self, handler: &mut dyn TailHandler) {

@@ -1,0 +1,152 @@
+//! The agent against the Kafka-protocol broker of the test environment: every line written arrives exactly once,
+//! through rotation (rename and copytruncate) during continuous writing, kill -9 at random moments, and a broker
+//! that goes away and comes back.
+
+mod support;
+
+use logpipe_tests::{kafka_bootstrap, noida_bin, unique_name};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+use support::{PodLogs, Rotation};
+
+/// A small deterministic generator, so a failing run can be repeated from the seed it prints.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn kill_9_during_rotation_delivers_every_line_exactly_once() {
+    let seed = std::env::var("LOGPIPE_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
+    eprintln!("seed {seed} (set LOGPIPE_TEST_SEED to repeat)");
+    let mut rng = Rng(seed);
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_name("agent-kill");
+    support::create_topic(&bootstrap, &topic, 3);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut logs = PodLogs::new(&tmp.path().join("pods"), 3);
+    let config = support::write_config(tmp.path(), &logs.glob(), &bootstrap, &topic, 5000);
+    let agent_log = tmp.path().join("agent.log");
+
+    let mut agent = support::start_agent(&config, &agent_log);
+    let mut kills = 0;
+    let mut next_kill = Instant::now() + kill_delay(&mut rng);
+    for round in 0..900 {
+        for c in 0..logs.containers {
+            logs.write(c, 1 + rng.below(12) as usize);
+        }
+        if round % 150 == 149 {
+            logs.rotate(0, Rotation::Rename);
+            logs.rotate(1, Rotation::Rename);
+            logs.rotate(2, Rotation::CopyTruncate);
+        }
+        if Instant::now() >= next_kill {
+            agent.kill().unwrap();
+            agent.wait().unwrap();
+            kills += 1;
+            agent = support::start_agent(&config, &agent_log);
+            next_kill = Instant::now() + kill_delay(&mut rng);
+        }
+        // Pace the writer like a busy pod, so kills land in the middle of the stream.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let want = logs.expected();
+    let got = support::wait_for_records(&bootstrap, &topic, want.len(), Duration::from_secs(60));
+    support::stop_agent(agent);
+    let got_after_stop = support::read_topic(&bootstrap, &topic);
+    eprintln!("{} records, {kills} kills", want.len());
+    assert!(kills >= 3, "the writer finished before the agent was killed enough times");
+    support::print_log_tail(&agent_log);
+    support::assert_exactly_once(&got, &want);
+    support::assert_exactly_once(&got_after_stop, &want);
+}
+
+/// librdkafka's idempotent producer needs about a second to get its producer id, so a run killed sooner has
+/// delivered nothing; kills come later than that, while the agent is delivering.
+fn kill_delay(rng: &mut Rng) -> Duration {
+    Duration::from_millis(1200 + rng.below(1300))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A broker of this test's own, so it can be stopped and started.
+struct Broker {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Broker {
+    fn start(dir: &std::path::Path, port: u16) -> Self {
+        let child = Command::new(noida_bin())
+            .args(["start", "--only", "kafka", "--kafka-port", &port.to_string(), "--data-dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "broker on port {port} did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, dir: dir.to_path_buf(), port }
+    }
+
+    fn stop(mut self) -> (std::path::PathBuf, u16) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap();
+        (self.dir.clone(), self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[test]
+fn broker_outage_loses_and_duplicates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tmp.path().join("broker"), free_port());
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let topic = unique_name("agent-outage");
+    support::create_topic(&bootstrap, &topic, 2);
+    let mut logs = PodLogs::new(&tmp.path().join("pods"), 2);
+    let config = support::write_config(tmp.path(), &logs.glob(), &bootstrap, &topic, 1000);
+    let agent = support::start_agent(&config, &tmp.path().join("agent.log"));
+
+    for c in 0..2 {
+        logs.write(c, 500);
+    }
+    let first = logs.expected().len();
+    support::wait_for_records(&bootstrap, &topic, first, Duration::from_secs(30));
+
+    let (dir, port) = broker.stop();
+    for c in 0..2 {
+        logs.write(c, 500);
+    }
+    logs.rotate(0, Rotation::Rename);
+    logs.write(0, 200);
+    // The outage lasts a while on purpose: the agent must keep its records and keep trying.
+    std::thread::sleep(Duration::from_secs(3));
+    let _broker = Broker::start(&dir, port);
+
+    let want = logs.expected();
+    let got = support::wait_for_records(&bootstrap, &topic, want.len(), Duration::from_secs(60));
+    support::stop_agent(agent);
+    support::assert_exactly_once(&got, &want);
+}
