@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use logpipe_collector::agent::Agent;
+use logpipe_collector::agent::{Agent, Until};
 use logpipe_collector::config::{self, AgentConfig};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +20,9 @@ enum Command {
     Agent {
         #[arg(long, short)]
         config: PathBuf,
+        /// Exit once every file is read to its end and every record acknowledged, instead of following files.
+        #[arg(long)]
+        once: bool,
     },
     /// Check a config file without running it.
     Validate {
@@ -36,7 +39,9 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     match Cli::parse().command {
-        Command::Agent { config } => run_agent(config::load(&config)?),
+        Command::Agent { config, once } => {
+            run_agent(config::load(&config)?, if once { Until::CaughtUp } else { Until::Stopped })
+        }
         Command::Validate { config } => {
             config::load::<AgentConfig>(&config)?;
             println!("{}: valid agent config", config.display());
@@ -45,7 +50,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
+fn run_agent(config: AgentConfig, until: Until) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let signals = Arc::clone(&stop);
@@ -62,7 +67,7 @@ fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
         signals.store(true, Ordering::Relaxed);
     });
     let mut agent = Agent::new(config).context("starting the agent")?;
-    let result = agent.run(&stop);
+    let result = agent.run(&stop, until);
     let counters = agent.counters();
     tracing::info!(
         lines = counters.lines,

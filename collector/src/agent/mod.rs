@@ -35,6 +35,15 @@ pub enum AgentError {
     Recovery(#[from] RecoveryError),
 }
 
+/// When `Agent::run` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// When asked to stop (SIGTERM).
+    Stopped,
+    /// When everything there is has been read and acknowledged: one pass, for backfills and benchmarks.
+    CaughtUp,
+}
+
 pub struct Agent {
     config: AgentConfig,
     tailer: Tailer,
@@ -71,8 +80,9 @@ impl Agent {
         self.handler.counters
     }
 
-    /// Runs until `stop` is set, then waits a while for outstanding acknowledgements and checkpoints.
-    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), AgentError> {
+    /// Runs until `stop` is set (or, with `Until::CaughtUp`, until every file is read to its end and every record
+    /// acknowledged), then waits a while for outstanding acknowledgements and checkpoints.
+    pub fn run(&mut self, stop: &AtomicBool, until: Until) -> Result<(), AgentError> {
         self.save()?;
         let scan_every = Duration::from_millis(self.config.tail.scan_interval_ms);
         let checkpoint_every = Duration::from_millis(self.config.checkpoint_interval_ms);
@@ -104,6 +114,9 @@ impl Agent {
                 return Err(e.into());
             }
             self.poll_acks(if read == 0 { idle } else { Duration::ZERO })?;
+            if until == Until::CaughtUp && !first_scan && read == 0 && self.handler.emitter.in_flight_bytes == 0 {
+                break;
+            }
             if Instant::now() >= next_checkpoint {
                 self.save()?;
                 next_checkpoint = Instant::now() + checkpoint_every;
@@ -122,14 +135,23 @@ impl Agent {
 
     fn poll_acks(&mut self, wait: Duration) -> Result<(), AgentError> {
         self.handler.emitter.sink.poll(wait, &mut self.acks)?;
+        let mut touched = Vec::new();
         for ack in self.acks.drain(..) {
             self.handler.emitter.in_flight_bytes -= ack.token.bytes as usize;
             if let Some(st) = self.handler.files.get_mut(&ack.token.file) {
                 st.out.tracker.ack(ack.token.seq);
+                if touched.last() != Some(&ack.token.file) {
+                    touched.push(ack.token.file);
+                }
             }
             if let Some((partition, offset)) = ack.position {
                 let next = self.kafka_scan_from.entry(partition).or_insert(offset + 1);
                 *next = (*next).max(offset + 1);
+            }
+        }
+        for id in touched {
+            if let Some(st) = self.handler.files.get_mut(&id) {
+                st.out.tracker.compact(st.assembler.lowest_open_start());
             }
         }
         Ok(())

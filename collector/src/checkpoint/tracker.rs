@@ -19,6 +19,10 @@ pub struct FileTracker {
     /// End of the last line handed to the parser.
     consumed: u64,
     pending: usize,
+    /// Highest start sent so far, and the starts of pending records sent below it (a partial line joined after
+    /// later records): the only pending records that can start before an acknowledged one at the front.
+    max_start: u64,
+    late_pending: Vec<u64>,
 }
 
 impl FileTracker {
@@ -28,6 +32,10 @@ impl FileTracker {
 
     /// A record starting at `start` was sent; acknowledge it later by the returned number.
     pub fn sent(&mut self, start: u64) -> Seq {
+        if start < self.max_start {
+            self.late_pending.push(start);
+        }
+        self.max_start = self.max_start.max(start);
         self.entries.push_back((start, State::Pending));
         self.pending += 1;
         self.first_seq + self.entries.len() as u64 - 1
@@ -46,6 +54,8 @@ impl FileTracker {
             if entry.1 == State::Pending {
                 entry.1 = State::Acked;
                 self.pending -= 1;
+                let start = entry.0;
+                self.late_pending.retain(|&s| s != start);
             }
         }
     }
@@ -58,16 +68,28 @@ impl FileTracker {
         self.pending
     }
 
+    /// Forgets acknowledged records at the front that no checkpoint needs any more; cheap enough to call after
+    /// every batch of acknowledgements, so memory follows what is in flight, not the checkpoint interval.
+    pub fn compact(&mut self, open_start: Option<u64>) {
+        let late = self.late_pending.iter().copied().min();
+        let limit = [Some(self.consumed), open_start, late].into_iter().flatten().min().unwrap_or(self.consumed);
+        self.pop_acked_below(limit);
+    }
+
+    fn pop_acked_below(&mut self, limit: u64) {
+        while self.entries.front().is_some_and(|&(start, state)| state == State::Acked && start < limit) {
+            self.entries.pop_front();
+            self.first_seq += 1;
+        }
+    }
+
     /// The resume offset: nothing before it is unacknowledged, held in an open partial line (`open_start`), or
     /// unread. Also returns the acknowledged records at or after it, and forgets those before it.
     pub fn checkpoint(&mut self, open_start: Option<u64>) -> (u64, Vec<u64>) {
         let lowest_pending = self.entries.iter().filter(|e| e.1 == State::Pending).map(|e| e.0).min();
         let offset =
             [Some(self.consumed), open_start, lowest_pending].into_iter().flatten().min().unwrap_or(self.consumed);
-        while self.entries.front().is_some_and(|&(start, state)| state == State::Acked && start < offset) {
-            self.entries.pop_front();
-            self.first_seq += 1;
-        }
+        self.pop_acked_below(offset);
         let beyond =
             self.entries.iter().filter(|&&(start, state)| state == State::Acked && start >= offset).map(|e| e.0);
         (offset, beyond.collect())
@@ -86,10 +108,12 @@ mod tests {
         let s = t.sent(50);
         t.consumed(100);
         t.ack(s);
+        t.compact(Some(0));
         assert_eq!(t.checkpoint(Some(0)), (0, vec![50]));
         // stdout F at 100..150 completes the record that started at 0.
         let r = t.sent(0);
         t.consumed(150);
+        t.compact(None);
         assert_eq!(t.checkpoint(None), (0, vec![50]));
         t.ack(r);
         assert_eq!(t.checkpoint(None), (150, vec![]));
@@ -105,6 +129,7 @@ mod tests {
             let mut acked = [false; 40];
             for i in order {
                 t.ack(seqs[i as usize]);
+                t.compact(None);
                 acked[i as usize] = true;
                 let (offset, beyond) = t.checkpoint(None);
                 let first_unacked = acked.iter().position(|a| !a).map_or(400, |p| p as u64 * 10);
