@@ -114,6 +114,7 @@ fn run_agent(root: &Path, sink: &str) -> Run {
     );
     fs::write(&config, yaml).unwrap();
     let start = Instant::now();
+    #[expect(clippy::zombie_processes, reason = "reaped by wait4 below, which also returns its rusage")]
     let child = Command::new(env!("CARGO_BIN_EXE_logpipe-collector"))
         .args(["agent", "--once", "--config"])
         .arg(&config)
