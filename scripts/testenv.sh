@@ -15,7 +15,9 @@ CACHE=${LOGPIPE_CACHE:-$HOME/.cache/logpipe}
 STATE=${LOGPIPE_TESTENV_DIR:-$CACHE/testenv}
 NOIDA_VERSION=0.2.3
 NOIDA_VENV=$CACHE/noida-$NOIDA_VERSION
-NOIDA_BIN=$NOIDA_VENV/bin/noida-db
+# The wheel's console script is a Python wrapper that runs the server as a child; run the server itself, so that
+# stopping the process we started stops the server.
+noida_server() { find "$NOIDA_VENV" -path '*/noida_db/noida-db' -type f -perm -u+x | head -n 1; }
 ETCD_PORT=${LOGPIPE_ETCD_PORT:-23790}
 APISERVER_PORT=${LOGPIPE_APISERVER_PORT:-16443}
 KAFKA_PORT=${LOGPIPE_KAFKA_PORT:-19092}
@@ -38,7 +40,7 @@ install() {
 install() {
   apt_install etcd-server openssl curl ca-certificates python3-venv
   KUBE_BIN=$("$HERE/build-kube.sh")
-  if [[ ! -x $NOIDA_BIN ]]; then
+  if [[ -z $(noida_server) ]]; then
     log "installing noida-db $NOIDA_VERSION"
     python3 -m venv "$NOIDA_VENV"
     "$NOIDA_VENV/bin/pip" install -q "noida-db==$NOIDA_VERSION"
@@ -59,6 +61,15 @@ spawn() {
 running() {
   local pidfile=$STATE/$1.pid
   [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+# A port held by a process this script did not start is an error: the tests would silently use a stranger.
+ensure_free() {
+  local name=$1 port=$2
+  running "$name" && return
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    die "port $port (for $name) is taken by a process testenv did not start; stop it or set the port variable"
+  fi
 }
 
 wait_for() {
@@ -117,6 +128,8 @@ YAML
 start_kube() {
   kube_bin
   local pki=$STATE/pki
+  ensure_free etcd "$ETCD_PORT"
+  ensure_free kube-apiserver "$APISERVER_PORT"
   spawn etcd etcd --name logpipe-test --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
@@ -144,7 +157,9 @@ start_kube() {
 }
 
 start_noida() {
-  spawn noida-db "$NOIDA_BIN" start --data-dir "$STATE/noida" --only kafka,elasticsearch \
+  ensure_free noida-db "$KAFKA_PORT"
+  ensure_free noida-db "$ES_PORT"
+  spawn noida-db "$(noida_server)" start --data-dir "$STATE/noida" --only kafka,elasticsearch \
     --kafka-port "$KAFKA_PORT" --elasticsearch-port "$ES_PORT"
   wait_for noida-db curl -sf "http://127.0.0.1:$ES_PORT/"
   wait_for noida-db bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
@@ -155,7 +170,7 @@ print_env() {
 export KUBECONFIG=$KUBECONFIG_FILE
 export LOGPIPE_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
 export LOGPIPE_TEST_ELASTICSEARCH=http://127.0.0.1:$ES_PORT
-export LOGPIPE_NOIDA_BIN=$NOIDA_BIN
+export LOGPIPE_NOIDA_BIN=$(noida_server)
 ENV
 }
 
@@ -176,9 +191,10 @@ down() {
     [[ -f $STATE/$name.pid ]] || continue
     pid=$(cat "$STATE/$name.pid")
     if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid"
+      # spawn gave it a session of its own: stop the whole process group, children included.
+      kill -- "-$pid" 2>/dev/null || kill "$pid"
       for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
+      kill -9 -- "-$pid" 2>/dev/null || true
       log "stopped $name"
     fi
     rm -f "$STATE/$name.pid"
