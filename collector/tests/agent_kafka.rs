@@ -108,6 +108,8 @@ impl Broker {
     fn stop(mut self) -> (std::path::PathBuf, u16) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         self.child.wait().unwrap();
+        // A wrapper that left its server running would fake the outage this test is about.
+        assert!(std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err(), "the broker still listens after stop");
         (self.dir.clone(), self.port)
     }
 }

@@ -190,27 +190,22 @@ fn run(ops: Vec<Op>) {
     for op in ops {
         match op {
             Op::Write { path, n, unterminated } => world.write(path, n, unterminated),
-            Op::Rotate { path } => {
+            Op::Rotate { path } | Op::CopyTruncate { path } => {
                 world.finish_line(path);
+                // The guarantee covers files the tailer has seen: let it scan one it has not.
                 if world.unseen[path] {
                     tailer.scan(&mut collector);
                 }
                 world.unseen[path] = true;
-                let to = world.rotated_name(path);
-                if world.path(path).exists() {
-                    fs::rename(world.path(path), to).unwrap();
+                let (from, to) = (world.path(path), world.rotated_name(path));
+                if !from.exists() {
+                    continue;
                 }
-            }
-            Op::CopyTruncate { path } => {
-                world.finish_line(path);
-                if world.unseen[path] {
-                    tailer.scan(&mut collector);
-                }
-                world.unseen[path] = true;
-                let to = world.rotated_name(path);
-                if world.path(path).exists() {
-                    fs::copy(world.path(path), to).unwrap();
-                    OpenOptions::new().write(true).open(world.path(path)).unwrap().set_len(0).unwrap();
+                if matches!(op, Op::Rotate { .. }) {
+                    fs::rename(from, to).unwrap();
+                } else {
+                    fs::copy(&from, to).unwrap();
+                    OpenOptions::new().write(true).open(from).unwrap().set_len(0).unwrap();
                 }
             }
             Op::Step => {
