@@ -4,6 +4,8 @@
 mod assemble;
 mod cri;
 mod docker;
+#[cfg(test)]
+mod props;
 
 pub use assemble::{Assembler, Record};
 
