@@ -5,4 +5,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 LOG_PREFIX=local
 source scripts/lib.sh
 install_build_deps
-exec cargo run --release -p logpipe-collector -- agent --config examples/local.yaml "$@"
+exec cargo run -p logpipe-collector -- agent --config examples/local.yaml "$@"
