@@ -8,6 +8,7 @@ pub mod agent;
 pub mod checkpoint;
 pub mod config;
 pub mod encode;
+pub mod http;
 pub mod parse;
 pub mod sink;
 pub mod tailer;

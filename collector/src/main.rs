@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use logpipe_collector::agent::{Agent, Until};
+use logpipe_collector::agent::{Agent, AgentMetrics, Until};
 use logpipe_collector::config::{self, AgentConfig};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,7 +66,18 @@ fn run_agent(config: AgentConfig, until: Until) -> anyhow::Result<()> {
         tracing::info!("stopping: flushing in-flight records and writing checkpoints");
         signals.store(true, Ordering::Relaxed);
     });
-    let mut agent = Agent::new(config).context("starting the agent")?;
+    let metrics = Arc::new(AgentMetrics::default());
+    if let Some(addr) = &config.http_listen {
+        let listener =
+            runtime.block_on(tokio::net::TcpListener::bind(addr)).with_context(|| format!("listening on {addr}"))?;
+        let served = Arc::clone(&metrics);
+        runtime.spawn(async move {
+            if let Err(error) = logpipe_collector::http::serve(listener, served).await {
+                tracing::error!(%error, "the metrics and health endpoint stopped");
+            }
+        });
+    }
+    let mut agent = Agent::new(config, metrics).context("starting the agent")?;
     let result = agent.run(&stop, until);
     let counters = agent.counters();
     tracing::info!(

@@ -45,7 +45,6 @@ pub struct Counters {
     pub files_opened: u64,
     pub lines: u64,
     pub bytes: u64,
-    pub records_sent: u64,
     pub parse_errors: u64,
     pub rotations: u64,
     pub truncations: u64,
@@ -59,6 +58,7 @@ pub struct Emitter {
     /// RFC 3339 time of the current read round, for records whose line carried none.
     pub now: String,
     pub error: Option<SinkError>,
+    pub records_sent: u64,
     buf: Vec<u8>,
 }
 
@@ -75,8 +75,14 @@ pub struct Handler {
 
 impl Handler {
     pub fn new(sink: Box<dyn Sink>, host: String, format: FormatChoice, max_joined: usize) -> Self {
-        let emitter =
-            Emitter { sink, in_flight_bytes: 0, now: String::new(), error: None, buf: Vec::with_capacity(4096) };
+        let emitter = Emitter {
+            sink,
+            in_flight_bytes: 0,
+            now: String::new(),
+            error: None,
+            records_sent: 0,
+            buf: Vec::with_capacity(4096),
+        };
         Self {
             files: HashMap::new(),
             emitter,
@@ -230,6 +236,7 @@ impl Emitter {
         let seq = out.tracker.sent(rec.start);
         let token = Token { file, seq, bytes: self.buf.len() as u32 };
         self.in_flight_bytes += self.buf.len();
+        self.records_sent += 1;
         let record =
             Outgoing { key: &out.kafka_key, payload: &self.buf, source: &out.source, offset: rec.start, token };
         if let Err(e) = self.sink.send(record) {

@@ -4,8 +4,10 @@
 //! delivered after it, write a checkpoint that records where this run's records will begin, and only then read.
 
 mod files;
+mod metrics;
 
 pub use files::Counters;
+pub use metrics::{AgentMetrics, Phase, Totals};
 
 use crate::checkpoint::{Checkpoint, CheckpointStore, Delivered, FileCheckpoint, StoreError};
 use crate::config::{AgentConfig, ReadFrom, SinkConfig};
@@ -14,6 +16,7 @@ use crate::tailer::{FileKey, Resume, Tailer, TailerError, TailerOptions};
 use files::{Handler, Lifecycle};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a rotated or deleted file stays open at its end for a writer that has not yet switched files.
@@ -52,10 +55,15 @@ pub struct Agent {
     /// Per Kafka partition, the first offset that may hold a record of this run not yet in a checkpoint.
     kafka_scan_from: BTreeMap<i32, i64>,
     acks: Vec<Ack>,
+    records_acked: u64,
+    metrics: Arc<AgentMetrics>,
+    published: Totals,
 }
 
 impl Agent {
-    pub fn new(config: AgentConfig) -> Result<Self, AgentError> {
+    /// Opens the checkpoint and the sink and reads back what the previous run delivered; `metrics` is where the
+    /// agent reports (it says `Phase::Starting` until `run`).
+    pub fn new(config: AgentConfig, metrics: Arc<AgentMetrics>) -> Result<Self, AgentError> {
         let store = CheckpointStore::open(&config.state_dir)?;
         let restored = store.load()?;
         let host = config.host_name.clone().unwrap_or_else(default_host);
@@ -73,7 +81,17 @@ impl Agent {
             handler.unclaimed.entry(d.key).or_default().extend(&d.offsets);
         }
         let tailer = Tailer::new(tailer_options(&config), resume)?;
-        Ok(Self { config, tailer, handler, store, kafka_scan_from, acks: Vec::new() })
+        Ok(Self {
+            config,
+            tailer,
+            handler,
+            store,
+            kafka_scan_from,
+            acks: Vec::new(),
+            records_acked: 0,
+            metrics,
+            published: Totals::default(),
+        })
     }
 
     pub fn counters(&self) -> Counters {
@@ -84,6 +102,7 @@ impl Agent {
     /// acknowledged), then waits a while for outstanding acknowledgements and checkpoints.
     pub fn run(&mut self, stop: &AtomicBool, until: Until) -> Result<(), AgentError> {
         self.save()?;
+        self.metrics.set_phase(Phase::Running);
         let scan_every = Duration::from_millis(self.config.tail.scan_interval_ms);
         let checkpoint_every = Duration::from_millis(self.config.checkpoint_interval_ms);
         let idle = Duration::from_millis(self.config.tail.idle_wait_ms);
@@ -103,6 +122,7 @@ impl Agent {
                     // the globs: a restart finds it among the rotated files only by its checkpoint entry.
                     self.save()?;
                 }
+                self.publish();
                 next_scan = Instant::now() + scan_every;
             }
             let read = if self.handler.emitter.in_flight_bytes < self.config.max_in_flight_bytes {
@@ -125,7 +145,19 @@ impl Agent {
         self.drain()
     }
 
+    fn publish(&mut self) {
+        let totals = Totals {
+            counters: self.handler.counters,
+            records_sent: self.handler.emitter.records_sent,
+            records_acked: self.records_acked,
+            delivery_errors: self.handler.emitter.sink.delivery_failures(),
+        };
+        let lag = self.tailer.lag();
+        self.metrics.publish(totals, &mut self.published, self.handler.emitter.in_flight_bytes, &lag);
+    }
+
     fn drain(&mut self) -> Result<(), AgentError> {
+        self.metrics.set_phase(Phase::Stopping);
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         while self.handler.emitter.in_flight_bytes > 0 && Instant::now() < deadline {
             self.poll_acks(Duration::from_millis(100))?;
@@ -136,6 +168,7 @@ impl Agent {
     fn poll_acks(&mut self, wait: Duration) -> Result<(), AgentError> {
         self.handler.emitter.sink.poll(wait, &mut self.acks)?;
         let mut touched = Vec::new();
+        self.records_acked += self.acks.len() as u64;
         for ack in self.acks.drain(..) {
             self.handler.emitter.in_flight_bytes -= ack.token.bytes as usize;
             if let Some(st) = self.handler.files.get_mut(&ack.token.file) {
@@ -198,6 +231,7 @@ impl Agent {
             checkpoint.delivered.push(Delivered { key: *key, offsets });
         }
         self.store.save(&checkpoint)?;
+        self.metrics.checkpointed();
         for id in done {
             self.handler.files.remove(&id);
         }

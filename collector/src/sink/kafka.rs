@@ -93,6 +93,7 @@ pub struct KafkaSink {
     topic: String,
     retries: Vec<Retry>,
     reports: Vec<Report>,
+    failures: u64,
 }
 
 /// librdkafka settings for the agent's producer, from the sink config.
@@ -132,7 +133,7 @@ fn resolve(key: &str, value: &str) -> Result<String, KafkaError> {
 impl KafkaSink {
     pub fn new(config: &KafkaSinkConfig) -> Result<Self, KafkaError> {
         let producer = producer_config(config)?.create_with_context(Reports::default()).map_err(KafkaError::Create)?;
-        Ok(Self { producer, topic: config.topic.clone(), retries: Vec::new(), reports: Vec::new() })
+        Ok(Self { producer, topic: config.topic.clone(), retries: Vec::new(), reports: Vec::new(), failures: 0 })
     }
 
     /// Hands a record to librdkafka, polling for room while its queue is full.
@@ -168,6 +169,10 @@ impl KafkaSink {
 }
 
 impl Sink for KafkaSink {
+    fn delivery_failures(&self) -> u64 {
+        self.failures
+    }
+
     fn send(&mut self, r: Outgoing<'_>) -> Result<(), SinkError> {
         let offset = r.offset.to_string();
         let headers = OwnedHeaders::new_with_capacity(2)
@@ -186,6 +191,7 @@ impl Sink for KafkaSink {
             match report {
                 Report::Delivered(ack) => acks.push(ack),
                 Report::Failed(retry, error) => {
+                    self.failures += 1;
                     tracing::warn!(%error, file = retry.token.file, "kafka delivery failed; sending the record again");
                     self.retries.push(retry);
                 }

@@ -49,4 +49,8 @@ pub trait Sink: Send {
     fn send(&mut self, record: Outgoing<'_>) -> Result<(), SinkError>;
     /// Waits at most `wait` for acknowledgements and appends them to `acks`.
     fn poll(&mut self, wait: Duration, acks: &mut Vec<Ack>) -> Result<(), SinkError>;
+    /// Deliveries that failed and were queued again, since the start.
+    fn delivery_failures(&self) -> u64 {
+        0
+    }
 }

@@ -131,6 +131,12 @@ impl Tailer {
         files
     }
 
+    /// Per file (by the path its lines were written to), the bytes written but not yet read.
+    pub fn lag(&self) -> Vec<(String, u64)> {
+        let size = |w: &Watched| w.file.metadata().map_or(w.read_pos, |m| m.len());
+        self.files.iter().map(|w| (w.info.path.display().to_string(), size(w).saturating_sub(w.consumed()))).collect()
+    }
+
     /// Resume points of the previous run not matched to a file yet (until the first scan): a checkpoint written
     /// before then must keep them.
     pub fn unmatched_resume(&self) -> &[Resume] {
