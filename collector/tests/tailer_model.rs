@@ -286,3 +286,31 @@ fn copytruncate_again_after_a_restart() {
         CopyTruncate { path: 1 },
     ]);
 }
+
+/// `start_at_end` skips what was there at the first scan, never what appears later.
+#[test]
+fn start_at_end_applies_to_the_first_scan_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut world = World {
+        dir: tmp.path().to_path_buf(),
+        next_seq: [0; PATHS],
+        open_line: [false; PATHS],
+        unseen: [true; PATHS],
+        rotations: 0,
+    };
+    for i in 0..PATHS {
+        fs::create_dir_all(world.path(i).parent().unwrap()).unwrap();
+    }
+    world.write(0, 5, false);
+    let mut collector = Collector::default();
+    let mut tailer = Tailer::new(TailerOptions { start_at_end: true, ..options(tmp.path()) }, vec![]).unwrap();
+    tailer.scan(&mut collector);
+    world.write(0, 2, false);
+    world.write(1, 3, false);
+    for _ in 0..3 {
+        tailer.scan(&mut collector);
+        tailer.read(&mut collector);
+    }
+    collector.seen.sort();
+    assert_eq!(collector.seen, vec![(0, 5), (0, 6), (1, 0), (1, 1), (1, 2)]);
+}

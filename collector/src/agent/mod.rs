@@ -80,7 +80,9 @@ impl Agent {
         for d in restored.iter().flat_map(|c| &c.delivered) {
             handler.unclaimed.entry(d.key).or_default().extend(&d.offsets);
         }
-        let tailer = Tailer::new(tailer_options(&config), resume)?;
+        // read_from: end applies to the files present when the agent first runs on a node, never after.
+        let first_run = restored.is_none();
+        let tailer = Tailer::new(tailer_options(&config, first_run), resume)?;
         Ok(Self {
             config,
             tailer,
@@ -270,12 +272,12 @@ fn open_sink(config: &AgentConfig, host: &str, restored: Option<&Checkpoint>) ->
     })
 }
 
-fn tailer_options(config: &AgentConfig) -> TailerOptions {
+fn tailer_options(config: &AgentConfig, first_run: bool) -> TailerOptions {
     let t = &config.tail;
     TailerOptions {
         include: t.include.clone(),
         exclude: t.exclude.clone(),
-        start_at_end: t.read_from == ReadFrom::End,
+        start_at_end: first_run && t.read_from == ReadFrom::End,
         read_buffer_bytes: t.read_buffer_bytes,
         max_read_per_file_bytes: t.max_read_per_file_bytes,
         max_line_bytes: t.max_line_bytes,

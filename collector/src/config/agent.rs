@@ -46,7 +46,8 @@ pub struct TailConfig {
     pub include: Vec<String>,
     /// Glob patterns of files never to read, even when `include` matches.
     pub exclude: Vec<String>,
-    /// Where to start in a file seen for the first time (a file with a checkpoint resumes from it).
+    /// Where to start in the files present when the agent first runs on a node (no checkpoint yet). Files that
+    /// appear later, and files after a restart, are read from their start or their checkpoint.
     pub read_from: ReadFrom,
     /// How often the globs are evaluated again, in milliseconds.
     pub scan_interval_ms: u64,

@@ -81,6 +81,8 @@ pub trait TailHandler {
 pub struct TailerOptions {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// Files found by the first scan start at their end (a first installation that should not ship old logs).
+    /// Files that appear later are new and are always read from their start.
     pub start_at_end: bool,
     pub read_buffer_bytes: usize,
     pub max_read_per_file_bytes: usize,
@@ -175,15 +177,25 @@ impl Tailer {
             self.open(f.file, f.key, f.path, from, Phase::Active, handler);
         }
         self.release_finished(handler);
+        self.options.start_at_end = false;
     }
 
     /// One round over the files, each reading up to its share; returns the bytes read.
     pub fn read(&mut self, handler: &mut dyn TailHandler) -> usize {
         let n = self.files.len();
         let mut total = 0;
+        // Rotated files still being drained are few; files at their paths with a higher id wait for them.
+        let draining: Vec<(u64, PathBuf)> = self
+            .files
+            .iter()
+            .filter(|w| matches!(w.phase, Phase::Detached { .. }))
+            .map(|w| (w.info.id, w.info.path.clone()))
+            .collect();
         for i in 0..n {
             let idx = (self.next_turn + i) % n;
-            if self.waits_for_predecessor(idx) || !self.identify(idx, handler) {
+            let info = &self.files[idx].info;
+            let waits = draining.iter().any(|(id, path)| *id < info.id && *path == info.path);
+            if waits || !self.identify(idx, handler) {
                 continue;
             }
             let w = &mut self.files[idx];
@@ -215,15 +227,6 @@ impl Tailer {
             // Renamed away before it had a first line: nothing will give it one; read what it holds and release it.
             _ => matches!(w.phase, Phase::Detached { .. }),
         }
-    }
-
-    /// A file waits while a rotated file that held its path before it (a lower id) is still being drained, so one
-    /// container's lines stay in order.
-    fn waits_for_predecessor(&self, idx: usize) -> bool {
-        let w = &self.files[idx];
-        self.files
-            .iter()
-            .any(|o| matches!(o.phase, Phase::Detached { .. }) && o.info.id < w.info.id && o.info.path == w.info.path)
     }
 
     /// A file at `path` not yet watched, with its key; `None` if it is watched, unreadable or has no first line.
