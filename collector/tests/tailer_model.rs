@@ -101,6 +101,20 @@ struct World {
 }
 
 impl World {
+    fn new(dir: &Path) -> Self {
+        let world = World {
+            dir: dir.to_path_buf(),
+            next_seq: [0; PATHS],
+            open_line: [false; PATHS],
+            unseen: [true; PATHS],
+            rotations: 0,
+        };
+        for i in 0..PATHS {
+            fs::create_dir_all(world.path(i).parent().unwrap()).unwrap();
+        }
+        world
+    }
+
     fn path(&self, i: usize) -> PathBuf {
         self.dir.join(format!("ns_pod{i}_uid/c/0.log"))
     }
@@ -171,16 +185,7 @@ fn options(dir: &Path) -> TailerOptions {
 
 fn run(ops: Vec<Op>) {
     let tmp = tempfile::tempdir().unwrap();
-    let mut world = World {
-        dir: tmp.path().to_path_buf(),
-        next_seq: [0; PATHS],
-        open_line: [false; PATHS],
-        unseen: [true; PATHS],
-        rotations: 0,
-    };
-    for i in 0..PATHS {
-        fs::create_dir_all(world.path(i).parent().unwrap()).unwrap();
-    }
+    let mut world = World::new(tmp.path());
     let mut collector = Collector::default();
     let mut tailer = Tailer::new(options(tmp.path()), vec![]).unwrap();
     let step = |t: &mut Tailer, c: &mut Collector| {
@@ -291,16 +296,7 @@ fn copytruncate_again_after_a_restart() {
 #[test]
 fn start_at_end_applies_to_the_first_scan_only() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut world = World {
-        dir: tmp.path().to_path_buf(),
-        next_seq: [0; PATHS],
-        open_line: [false; PATHS],
-        unseen: [true; PATHS],
-        rotations: 0,
-    };
-    for i in 0..PATHS {
-        fs::create_dir_all(world.path(i).parent().unwrap()).unwrap();
-    }
+    let mut world = World::new(tmp.path());
     world.write(0, 5, false);
     let mut collector = Collector::default();
     let mut tailer = Tailer::new(TailerOptions { start_at_end: true, ..options(tmp.path()) }, vec![]).unwrap();
