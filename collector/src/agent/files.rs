@@ -108,7 +108,7 @@ impl Handler {
         let out = Outbox {
             tracker: FileTracker::new(from),
             skip: self.unclaimed.remove(&file.key).unwrap_or_default(),
-            prefix: file_prefix(&self.host, &file.path, meta.as_ref(), ""),
+            prefix: file_prefix(&self.host, &file.path, meta.as_ref()),
             kafka_key: kafka_key.into_bytes(),
             source: Self::source_id(&self.host, &file.key),
         };

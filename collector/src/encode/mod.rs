@@ -25,7 +25,7 @@ pub struct Marks {
 }
 
 /// The per-file part of every document, up to and including `"offset":`.
-pub fn file_prefix(host: &str, path: &Path, meta: Option<&PathMeta>, extra_kubernetes: &str) -> Vec<u8> {
+pub fn file_prefix(host: &str, path: &Path, meta: Option<&PathMeta>) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"{\"host\":{\"name\":");
     escape_json_str(host.as_bytes(), &mut out);
@@ -45,7 +45,6 @@ pub fn file_prefix(host: &str, path: &Path, meta: Option<&PathMeta>, extra_kuber
             out.extend_from_slice(format!(",\"restart_count\":{restarts}").as_bytes());
         }
         out.extend_from_slice(b"}");
-        out.extend_from_slice(extra_kubernetes.as_bytes());
         out.extend_from_slice(b"}");
     }
     out.extend_from_slice(b",\"log\":{\"file\":{\"path\":");
@@ -93,7 +92,7 @@ mod tests {
     #[test]
     fn documents_are_json_with_the_documented_fields() {
         let meta = PathMeta::from_path(Path::new("/var/log/pods/ns1_web-0_1234-ab/app/2.log"));
-        let prefix = file_prefix("node-a", Path::new("/var/log/pods/ns1_web-0_1234-ab/app/2.log"), meta.as_ref(), "");
+        let prefix = file_prefix("node-a", Path::new("/var/log/pods/ns1_web-0_1234-ab/app/2.log"), meta.as_ref());
         let mut out = Vec::new();
         encode(&prefix, 42, "2024-01-02T03:04:05Z", "stderr", b"say \"hi\"\n\x01", Marks::default(), &mut out);
         let doc: Value = serde_json::from_slice(&out).unwrap();
@@ -113,7 +112,7 @@ mod tests {
 
     #[test]
     fn marks_are_shipped() {
-        let prefix = file_prefix("h", Path::new("/tmp/x.log"), None, "");
+        let prefix = file_prefix("h", Path::new("/tmp/x.log"), None);
         let mut out = Vec::new();
         let marks = Marks { parse_error: Some("cri: bad"), truncated: true, capped: true };
         encode(&prefix, 0, "t", "stdout", b"\xff raw", marks, &mut out);

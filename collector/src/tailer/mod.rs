@@ -13,7 +13,6 @@ mod discover;
 mod file;
 mod fingerprint;
 
-pub use discover::is_compressed;
 pub use fingerprint::{file_key, FileKey, UNKNOWN_FINGERPRINT};
 
 use discover::{rotated_siblings, Globs};
