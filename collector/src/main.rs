@@ -2,6 +2,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use logpipe_collector::agent::{Agent, AgentMetrics, Until};
 use logpipe_collector::config::{self, AgentConfig};
+use logpipe_collector::metadata::{self, Update};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -77,7 +78,8 @@ fn run_agent(config: AgentConfig, until: Until) -> anyhow::Result<()> {
             }
         });
     }
-    let mut agent = Agent::new(config, metrics).context("starting the agent")?;
+    let pod_updates = start_pod_watch(&config, &runtime)?;
+    let mut agent = Agent::new(config, metrics, pod_updates).context("starting the agent")?;
     let result = agent.run(&stop, until);
     let counters = agent.counters();
     tracing::info!(
@@ -88,4 +90,27 @@ fn run_agent(config: AgentConfig, until: Until) -> anyhow::Result<()> {
     );
     drop(runtime);
     Ok(result?)
+}
+
+/// The pod watch, when `kubernetes.metadata` resolves to enabled.
+fn start_pod_watch(
+    config: &AgentConfig,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<Option<std::sync::mpsc::Receiver<Update>>> {
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    if !config.kubernetes.metadata.resolve(in_cluster) {
+        anyhow::ensure!(
+            !config.filter.needs_metadata(),
+            "filter label selectors need pod metadata, and kubernetes.metadata is auto outside a pod: set it to enabled"
+        );
+        return Ok(None);
+    }
+    let node = config
+        .kubernetes
+        .node_name
+        .clone()
+        .or_else(|| std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()))
+        .context("pod metadata needs this node's name: set kubernetes.node_name or NODE_NAME")?;
+    tracing::info!(node, "watching this node's pods for metadata");
+    Ok(Some(runtime.block_on(metadata::start(&node)).context("starting the pod watch")?))
 }

@@ -1,13 +1,14 @@
 //! Per-file state of the agent and the tail handler: every line goes parse -> join partials -> encode -> sink, and
 //! every record sent is tracked until acknowledged.
 
+use super::enrich::Enricher;
 use crate::checkpoint::FileTracker;
-use crate::encode::{encode, file_prefix, Marks, PathMeta};
+use crate::encode::{encode, Marks, PathMeta};
 use crate::parse::{self, Assembler, Format, FormatChoice, Record, Stream};
 use crate::sink::{Outgoing, Sink, SinkError, Token};
-use crate::tailer::{FileKey, LineEnd, TailEvent, TailHandler, TailedFile};
+use crate::tailer::{Admit, FileKey, LineEnd, TailEvent, TailHandler, TailedFile};
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Why a file's records are still tracked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,13 +69,16 @@ pub struct Handler {
     pub counters: Counters,
     /// Records delivered by a previous run, per file, until the file is opened again.
     pub unclaimed: HashMap<FileKey, HashSet<u64>>,
+    pub enricher: Enricher,
+    /// The metadata version the prefixes of files being read were rendered from.
+    rendered: u64,
     host: String,
     format: FormatChoice,
     max_joined: usize,
 }
 
 impl Handler {
-    pub fn new(sink: Box<dyn Sink>, host: String, format: FormatChoice, max_joined: usize) -> Self {
+    pub fn new(sink: Box<dyn Sink>, enricher: Enricher, host: String, format: FormatChoice, max_joined: usize) -> Self {
         let emitter = Emitter {
             sink,
             in_flight_bytes: 0,
@@ -88,6 +92,8 @@ impl Handler {
             emitter,
             counters: Counters::default(),
             unclaimed: HashMap::new(),
+            enricher,
+            rendered: 0,
             host,
             format,
             max_joined,
@@ -96,6 +102,17 @@ impl Handler {
 
     pub fn source_id(host: &str, key: &FileKey) -> String {
         format!("{host}/{key}")
+    }
+
+    /// Applies metadata updates; files being read get documents rendered from the new metadata.
+    pub fn refresh_metadata(&mut self) {
+        if !self.enricher.refresh(self.rendered) {
+            return;
+        }
+        for st in self.files.values_mut().filter(|st| st.lifecycle == Lifecycle::Reading) {
+            st.out.prefix = self.enricher.prefix(&self.host, &st.path);
+        }
+        self.rendered = self.enricher.version();
     }
 
     fn opened(&mut self, file: &TailedFile, from: u64) {
@@ -108,7 +125,7 @@ impl Handler {
         let out = Outbox {
             tracker: FileTracker::new(from),
             skip: self.unclaimed.remove(&file.key).unwrap_or_default(),
-            prefix: file_prefix(&self.host, &file.path, meta.as_ref()),
+            prefix: self.enricher.prefix(&self.host, &file.path),
             kafka_key: kafka_key.into_bytes(),
             source: Self::source_id(&self.host, &file.key),
         };
@@ -184,6 +201,10 @@ impl TailHandler for Handler {
             }
         }
         out.tracker.consumed(line_end);
+    }
+
+    fn admit(&mut self, path: &Path) -> Admit {
+        self.enricher.admit(path)
     }
 
     fn event(&mut self, event: TailEvent<'_>) {

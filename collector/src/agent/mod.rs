@@ -3,6 +3,7 @@
 //! Start-up order matters for "no duplicates": load the checkpoint, read back from Kafka what the previous run
 //! delivered after it, write a checkpoint that records where this run's records will begin, and only then read.
 
+mod enrich;
 mod files;
 mod metrics;
 
@@ -11,11 +12,15 @@ pub use metrics::{AgentMetrics, Phase, Totals};
 
 use crate::checkpoint::{Checkpoint, CheckpointStore, Delivered, FileCheckpoint, StoreError};
 use crate::config::{AgentConfig, ReadFrom, SinkConfig};
+use crate::encode::MetaFields;
+use crate::metadata::{Filter, FilterError, MetaIndex, Update};
 use crate::sink::{self, Ack, KafkaSink, NullSink, RecoveryError, Sink, SinkError, WriterSink};
 use crate::tailer::{FileKey, Resume, Tailer, TailerError, TailerOptions};
+use enrich::{Enricher, PodWatch};
 use files::{Handler, Lifecycle};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +41,8 @@ pub enum AgentError {
     Sink(#[from] SinkError),
     #[error("reading back what the previous run delivered: {0}")]
     Recovery(#[from] RecoveryError),
+    #[error(transparent)]
+    Filter(#[from] FilterError),
 }
 
 /// When `Agent::run` returns.
@@ -62,13 +69,18 @@ pub struct Agent {
 
 impl Agent {
     /// Opens the checkpoint and the sink and reads back what the previous run delivered; `metrics` is where the
-    /// agent reports (it says `Phase::Starting` until `run`).
-    pub fn new(config: AgentConfig, metrics: Arc<AgentMetrics>) -> Result<Self, AgentError> {
+    /// agent reports (it says `Phase::Starting` until `run`); `pod_updates` is the pod watch, if it runs.
+    pub fn new(
+        config: AgentConfig,
+        metrics: Arc<AgentMetrics>,
+        pod_updates: Option<Receiver<Update>>,
+    ) -> Result<Self, AgentError> {
         let store = CheckpointStore::open(&config.state_dir)?;
         let restored = store.load()?;
         let host = config.host_name.clone().unwrap_or_else(default_host);
         let (sink, delivered, kafka_scan_from) = open_sink(&config, &host, restored.as_ref())?;
-        let mut handler = Handler::new(sink, host, config.parse.format, config.parse.max_joined_bytes);
+        let enricher = enricher(&config, pod_updates)?;
+        let mut handler = Handler::new(sink, enricher, host, config.parse.format, config.parse.max_joined_bytes);
         handler.unclaimed = delivered;
         let mut resume = Vec::new();
         for f in restored.iter().flat_map(|c| &c.files) {
@@ -103,6 +115,7 @@ impl Agent {
     /// Runs until `stop` is set (or, with `Until::CaughtUp`, until every file is read to its end and every record
     /// acknowledged), then waits a while for outstanding acknowledgements and checkpoints.
     pub fn run(&mut self, stop: &AtomicBool, until: Until) -> Result<(), AgentError> {
+        self.handler.enricher.wait_synced();
         self.save()?;
         self.metrics.set_phase(Phase::Running);
         let scan_every = Duration::from_millis(self.config.tail.scan_interval_ms);
@@ -114,7 +127,9 @@ impl Agent {
             self.handler.emitter.now = now_rfc3339();
             if Instant::now() >= next_scan {
                 let opened = self.handler.counters.files_opened;
+                self.handler.refresh_metadata();
                 self.tailer.scan(&mut self.handler);
+                self.handler.enricher.scanned();
                 if std::mem::take(&mut first_scan) {
                     // Every file the previous run knew is open again; what is still unclaimed belongs to files gone.
                     self.handler.unclaimed.clear();
@@ -270,6 +285,17 @@ fn open_sink(config: &AgentConfig, host: &str, restored: Option<&Checkpoint>) ->
             (Box::new(KafkaSink::new(k).map_err(SinkError::from)?), delivered, found.ends)
         }
     })
+}
+
+fn enricher(config: &AgentConfig, pod_updates: Option<Receiver<Update>>) -> Result<Enricher, AgentError> {
+    let k = &config.kubernetes;
+    let watch = pod_updates.map(|updates| PodWatch {
+        index: MetaIndex::new(Duration::from_millis(k.deleted_pod_grace_ms)),
+        updates,
+        wait: Duration::from_millis(k.wait_for_metadata_ms),
+        fields: MetaFields { labels: k.labels, annotations: k.annotations, namespace_labels: k.namespace_labels },
+    });
+    Ok(Enricher::new(Filter::new(&config.filter)?, watch))
 }
 
 fn tailer_options(config: &AgentConfig, first_run: bool) -> TailerOptions {

@@ -1,4 +1,4 @@
-use super::{SinkConfig, Validate};
+use super::{FilterConfig, KubernetesConfig, MetadataMode, SinkConfig, Validate};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -10,6 +10,10 @@ pub struct AgentConfig {
     pub tail: TailConfig,
     /// How lines are parsed.
     pub parse: ParseConfig,
+    /// Pod metadata from the Kubernetes API.
+    pub kubernetes: KubernetesConfig,
+    /// Which pods' logs are collected.
+    pub filter: FilterConfig,
     /// Where records go.
     pub sink: SinkConfig,
     /// Directory for checkpoints (a hostPath in the cluster, so they outlive the pod).
@@ -29,6 +33,8 @@ impl Default for AgentConfig {
         Self {
             tail: TailConfig::default(),
             parse: ParseConfig::default(),
+            kubernetes: KubernetesConfig::default(),
+            filter: FilterConfig::default(),
             sink: SinkConfig::Stdout,
             state_dir: PathBuf::from("/var/lib/logpipe"),
             checkpoint_interval_ms: 1000,
@@ -96,12 +102,29 @@ pub struct ParseConfig {
     /// Cap on a line joined from partial chunks (CRI `P`, docker lines without `\n`); beyond it the record is
     /// emitted and marked, and the rest starts a new record.
     pub max_joined_bytes: usize,
+    /// Joins lines into one record: a line matching `start` begins a record, other lines continue it (per stream).
+    pub multiline: Option<MultilineConfig>,
 }
 
 impl Default for ParseConfig {
     fn default() -> Self {
-        Self { format: crate::parse::FormatChoice::Auto, max_joined_bytes: 1 << 20 }
+        Self { format: crate::parse::FormatChoice::Auto, max_joined_bytes: 1 << 20, multiline: None }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct MultilineConfig {
+    /// Regular expression (Rust `regex` syntax) matching the first line of a record, e.g. `^\d{4}-\d{2}-\d{2}`
+    /// or `^\S` (continuation lines of stack traces start with whitespace).
+    pub start: String,
+    /// A record is complete when no line continued it for this long, in milliseconds.
+    #[serde(default = "default_multiline_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_multiline_timeout() -> u64 {
+    1000
 }
 
 impl Validate for AgentConfig {
@@ -125,6 +148,21 @@ impl Validate for AgentConfig {
         }
         if self.tail.max_line_bytes > self.tail.read_buffer_bytes {
             return Err(("tail.max_line_bytes", "must not exceed tail.read_buffer_bytes".into()));
+        }
+        if let Some(m) = &self.parse.multiline {
+            regex::bytes::Regex::new(&m.start).map_err(|e| ("parse.multiline.start", e.to_string()))?;
+        }
+        let selectors = [
+            ("filter.namespace_selector", &self.filter.namespace_selector),
+            ("filter.pod_selector", &self.filter.pod_selector),
+        ];
+        for (field, selector) in selectors {
+            if let Some(s) = selector {
+                kube::core::Selector::try_from(s.clone()).map_err(|e| (field, e.to_string()))?;
+            }
+        }
+        if self.filter.needs_metadata() && self.kubernetes.metadata == MetadataMode::Disabled {
+            return Err(("filter", "label selectors need pod metadata; kubernetes.metadata is disabled".into()));
         }
         self.sink.validate()
     }

@@ -2,9 +2,11 @@
 //! ConfigMaps from them and the collector parses them, so the two cannot drift.
 
 mod agent;
+mod kubernetes;
 mod sink;
 
-pub use agent::{AgentConfig, ParseConfig, ReadFrom, TailConfig};
+pub use agent::{AgentConfig, MultilineConfig, ParseConfig, ReadFrom, TailConfig};
+pub use kubernetes::{FilterConfig, KubernetesConfig, MetadataMode, DEFAULT_OPT_OUT_ANNOTATION};
 pub use sink::{Compression, FileSinkConfig, KafkaSinkConfig, SinkConfig};
 
 use std::path::{Path, PathBuf};

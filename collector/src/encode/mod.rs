@@ -6,10 +6,14 @@
 //! copy of the prefix, an integer, the timestamp and the escaped message.
 
 mod escape;
+mod kubernetes;
 mod path_meta;
 
 pub use escape::escape_json_str;
+pub use kubernetes::{MetaFields, PodContext};
 pub use path_meta::PathMeta;
+
+use kubernetes::kubernetes_object;
 
 use std::path::Path;
 
@@ -25,27 +29,14 @@ pub struct Marks {
 }
 
 /// The per-file part of every document, up to and including `"offset":`.
-pub fn file_prefix(host: &str, path: &Path, meta: Option<&PathMeta>) -> Vec<u8> {
+pub fn file_prefix(host: &str, path: &Path, meta: Option<&PathMeta>, pod: Option<&PodContext<'_>>) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"{\"host\":{\"name\":");
     escape_json_str(host.as_bytes(), &mut out);
     out.extend_from_slice(b"}");
     if let Some(m) = meta {
-        out.extend_from_slice(b",\"kubernetes\":{\"namespace\":");
-        escape_json_str(m.namespace.as_bytes(), &mut out);
-        out.extend_from_slice(b",\"pod\":{\"name\":");
-        escape_json_str(m.pod.as_bytes(), &mut out);
-        if let Some(uid) = &m.uid {
-            out.extend_from_slice(b",\"uid\":");
-            escape_json_str(uid.as_bytes(), &mut out);
-        }
-        out.extend_from_slice(b"},\"container\":{\"name\":");
-        escape_json_str(m.container.as_bytes(), &mut out);
-        if let Some(restarts) = m.restart_count {
-            out.extend_from_slice(format!(",\"restart_count\":{restarts}").as_bytes());
-        }
-        out.extend_from_slice(b"}");
-        out.extend_from_slice(b"}");
+        out.extend_from_slice(b",\"kubernetes\":");
+        kubernetes_object(m, pod, &mut out);
     }
     out.extend_from_slice(b",\"log\":{\"file\":{\"path\":");
     escape_json_str(path.as_os_str().as_encoded_bytes(), &mut out);
@@ -92,7 +83,7 @@ mod tests {
     #[test]
     fn documents_are_json_with_the_documented_fields() {
         let meta = PathMeta::from_path(Path::new("/var/log/pods/ns1_web-0_1234-ab/app/2.log"));
-        let prefix = file_prefix("node-a", Path::new("/var/log/pods/ns1_web-0_1234-ab/app/2.log"), meta.as_ref());
+        let prefix = file_prefix("node-a", Path::new("/var/log/pods/ns1_web-0_1234-ab/app/2.log"), meta.as_ref(), None);
         let mut out = Vec::new();
         encode(&prefix, 42, "2024-01-02T03:04:05Z", "stderr", b"say \"hi\"\n\x01", Marks::default(), &mut out);
         let doc: Value = serde_json::from_slice(&out).unwrap();
@@ -112,7 +103,7 @@ mod tests {
 
     #[test]
     fn marks_are_shipped() {
-        let prefix = file_prefix("h", Path::new("/tmp/x.log"), None);
+        let prefix = file_prefix("h", Path::new("/tmp/x.log"), None, None);
         let mut out = Vec::new();
         let marks = Marks { parse_error: Some("cri: bad"), truncated: true, capped: true };
         encode(&prefix, 0, "t", "stdout", b"\xff raw", marks, &mut out);

@@ -71,9 +71,21 @@ pub enum TailEvent<'a> {
     ReadError { path: &'a Path, error: &'a io::Error },
 }
 
+/// Whether a newly found file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    Read,
+    /// Not now; the next scan asks again.
+    NotNow,
+}
+
 pub trait TailHandler {
     fn line(&mut self, file: &TailedFile, offset: u64, bytes: &[u8], end: LineEnd);
     fn event(&mut self, event: TailEvent<'_>);
+    /// Asked of each file the globs find that is not read yet, unless the previous run was reading it.
+    fn admit(&mut self, _path: &Path) -> Admit {
+        Admit::Read
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -159,7 +171,7 @@ impl Tailer {
                 Change::Identified => handler.event(TailEvent::Identified { file: &self.files[idx].info }),
             }
         }
-        let fresh: Vec<Probed> = self.globs.matching().iter().filter_map(|p| self.probe(p)).collect();
+        let fresh: Vec<Probed> = self.globs.matching().iter().filter_map(|p| self.probe(p, handler)).collect();
         // Resume points no file at its path matches: renamed while the agent was down. Opened before the files
         // now at those paths, so they are drained first.
         let (at_path, moved): (Vec<Resume>, Vec<Resume>) =
@@ -228,11 +240,16 @@ impl Tailer {
         }
     }
 
-    /// A file at `path` not yet watched, with its key; `None` if it is watched, unreadable or has no first line.
-    fn probe(&self, path: &Path) -> Option<Probed> {
+    /// A file at `path` not yet watched, with its key; `None` if it is watched, not admitted, unreadable or has no
+    /// first line.
+    fn probe(&self, path: &Path, handler: &mut dyn TailHandler) -> Option<Probed> {
         let meta = std::fs::metadata(path).ok()?;
         let watched = self.files.iter().any(|w| w.inode == (meta.dev(), meta.ino()));
         if !meta.is_file() || watched {
+            return None;
+        }
+        let resuming = self.pending_resume.iter().any(|r| r.path == path);
+        if !resuming && handler.admit(path) == Admit::NotNow {
             return None;
         }
         let file = File::open(path).ok()?;
