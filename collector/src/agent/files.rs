@@ -3,12 +3,15 @@
 
 use super::enrich::Enricher;
 use crate::checkpoint::FileTracker;
+use crate::config::ParseConfig;
 use crate::encode::{encode, Marks, PathMeta};
-use crate::parse::{self, Assembler, Format, FormatChoice, Record, Stream};
+use crate::parse::{self, Assembler, Format, FormatChoice, Multiline, Record, Stream};
 use crate::sink::{Outgoing, Sink, SinkError, Token};
 use crate::tailer::{Admit, FileKey, LineEnd, TailEvent, TailHandler, TailedFile};
-use std::collections::{HashMap, HashSet};
+use regex::bytes::Regex;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Why a file's records are still tracked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +25,8 @@ pub enum Lifecycle {
 /// What emitting a record needs of its file.
 pub struct Outbox {
     pub tracker: FileTracker,
-    /// Start offsets of records a previous run delivered: found again while reading, they are not sent.
-    pub skip: HashSet<u64>,
+    /// Records a previous run delivered, start -> end: found again while reading, they are not sent.
+    pub skip: HashMap<u64, u64>,
     prefix: Vec<u8>,
     kafka_key: Vec<u8>,
     source: String,
@@ -34,6 +37,7 @@ pub struct FileState {
     pub path: PathBuf,
     pub lifecycle: Lifecycle,
     pub assembler: Assembler,
+    multiline: Option<Multiline>,
     pub out: Outbox,
     format: Option<Format>,
     /// Set while the pieces of an over-long line are coming: the stream of its first piece.
@@ -68,17 +72,31 @@ pub struct Handler {
     pub emitter: Emitter,
     pub counters: Counters,
     /// Records delivered by a previous run, per file, until the file is opened again.
-    pub unclaimed: HashMap<FileKey, HashSet<u64>>,
+    pub unclaimed: HashMap<FileKey, HashMap<u64, u64>>,
     pub enricher: Enricher,
     /// The metadata version the prefixes of files being read were rendered from.
     rendered: u64,
     host: String,
     format: FormatChoice,
     max_joined: usize,
+    multiline: Option<(Regex, Duration)>,
+}
+
+impl FileState {
+    /// The lowest offset of a record still being joined: a checkpoint must not pass it.
+    pub fn open_start(&self) -> Option<u64> {
+        let multiline = self.multiline.as_ref().and_then(Multiline::lowest_open_start);
+        [self.assembler.lowest_open_start(), multiline].into_iter().flatten().min()
+    }
 }
 
 impl Handler {
-    pub fn new(sink: Box<dyn Sink>, enricher: Enricher, host: String, format: FormatChoice, max_joined: usize) -> Self {
+    /// `parse` was validated: its multiline pattern compiles.
+    pub fn new(sink: Box<dyn Sink>, enricher: Enricher, host: String, parse: &ParseConfig) -> Self {
+        let multiline = parse
+            .multiline
+            .as_ref()
+            .and_then(|m| Some((Regex::new(&m.start).ok()?, Duration::from_millis(m.timeout_ms))));
         let emitter = Emitter {
             sink,
             in_flight_bytes: 0,
@@ -95,8 +113,9 @@ impl Handler {
             enricher,
             rendered: 0,
             host,
-            format,
-            max_joined,
+            format: parse.format,
+            max_joined: parse.max_joined_bytes,
+            multiline,
         }
     }
 
@@ -113,6 +132,20 @@ impl Handler {
             st.out.prefix = self.enricher.prefix(&self.host, &st.path);
         }
         self.rendered = self.enricher.version();
+    }
+
+    /// Completes multiline records no line continued for the rule's timeout.
+    pub fn flush_stale_multiline(&mut self) {
+        if self.multiline.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        for (&id, st) in self.files.iter_mut() {
+            let FileState { multiline, out, .. } = st;
+            if let Some(m) = multiline {
+                m.flush_stale(now, &mut |rec| self.emitter.emit(id, out, rec, Marks::default()));
+            }
+        }
     }
 
     fn opened(&mut self, file: &TailedFile, from: u64) {
@@ -134,6 +167,7 @@ impl Handler {
             path: file.path.clone(),
             lifecycle: Lifecycle::Reading,
             assembler: Assembler::new(self.max_joined),
+            multiline: self.multiline.as_ref().map(|(re, t)| Multiline::new(re.clone(), *t, self.max_joined)),
             out,
             format: None,
             split: None,
@@ -146,8 +180,11 @@ impl Handler {
         let Some(st) = self.files.get_mut(&id) else {
             return;
         };
-        let FileState { assembler, out, .. } = st;
-        assembler.flush(end, &mut |rec| self.emitter.emit(id, out, rec, Marks::default()));
+        let FileState { assembler, multiline, out, .. } = st;
+        assembler.flush(end, &mut |rec| self.emitter.route(id, out, multiline, rec, Marks::default()));
+        if let Some(m) = multiline {
+            m.flush(&mut |rec| self.emitter.emit(id, out, rec, Marks::default()));
+        }
         st.lifecycle = Lifecycle::Finished { end };
     }
 }
@@ -164,7 +201,7 @@ impl TailHandler for Handler {
         self.counters.lines += 1;
         self.counters.bytes += line_end - offset;
         let truncated = end == LineEnd::Split;
-        let FileState { assembler, out, format, split, .. } = st;
+        let FileState { assembler, multiline, out, format, split, .. } = st;
         if let Some(stream) = split.take() {
             // A later piece of an over-long line: not a line of the format, shipped as it is.
             let rec =
@@ -177,7 +214,9 @@ impl TailHandler for Handler {
                 Ok(parsed) => {
                     let stream = parsed.stream;
                     let marks = Marks { truncated, ..Marks::default() };
-                    assembler.push(offset, line_end, parsed, &mut |rec| self.emitter.emit(file.id, out, rec, marks));
+                    let emitter = &mut self.emitter;
+                    assembler
+                        .push(offset, line_end, parsed, &mut |rec| emitter.route(file.id, out, multiline, rec, marks));
                     *split = truncated.then_some(stream);
                 }
                 Err(e) => {
@@ -245,21 +284,36 @@ impl TailHandler for Handler {
 }
 
 impl Emitter {
+    /// A record goes through the multiline rule when there is one.
+    fn route(&mut self, file: u64, out: &mut Outbox, multiline: &mut Option<Multiline>, rec: Record<'_>, marks: Marks) {
+        let Some(m) = multiline else {
+            return self.emit(file, out, rec, marks);
+        };
+        if let Some(done) = m.push(rec, |start| out.skip.get(&start).copied(), Instant::now()) {
+            self.emit(file, out, done, Marks::default());
+        }
+    }
+
     fn emit(&mut self, file: u64, out: &mut Outbox, rec: Record<'_>, mut marks: Marks) {
-        if out.skip.remove(&rec.start) {
-            out.tracker.already_delivered(rec.start);
+        if let Some(end) = out.skip.remove(&rec.start) {
+            out.tracker.already_delivered((rec.start, end));
             return;
         }
         marks.capped |= rec.capped;
         let time = if rec.time.is_empty() { self.now.as_str() } else { &rec.time };
         self.buf.clear();
         encode(&out.prefix, rec.start, time, rec.stream.as_str(), &rec.message, marks, &mut self.buf);
-        let seq = out.tracker.sent(rec.start);
+        let seq = out.tracker.sent((rec.start, rec.end));
         let token = Token { file, seq, bytes: self.buf.len() as u32 };
         self.in_flight_bytes += self.buf.len();
         self.records_sent += 1;
-        let record =
-            Outgoing { key: &out.kafka_key, payload: &self.buf, source: &out.source, offset: rec.start, token };
+        let record = Outgoing {
+            key: &out.kafka_key,
+            payload: &self.buf,
+            source: &out.source,
+            span: (rec.start, rec.end),
+            token,
+        };
         if let Err(e) = self.sink.send(record) {
             self.error.get_or_insert(e);
         }

@@ -10,7 +10,7 @@ mod metrics;
 pub use files::Counters;
 pub use metrics::{AgentMetrics, Phase, Totals};
 
-use crate::checkpoint::{Checkpoint, CheckpointStore, Delivered, FileCheckpoint, StoreError};
+use crate::checkpoint::{Checkpoint, CheckpointStore, Delivered, FileCheckpoint, Span, StoreError};
 use crate::config::{AgentConfig, ReadFrom, SinkConfig};
 use crate::encode::MetaFields;
 use crate::metadata::{Filter, FilterError, MetaIndex, Update};
@@ -18,7 +18,7 @@ use crate::sink::{self, Ack, KafkaSink, NullSink, RecoveryError, Sink, SinkError
 use crate::tailer::{FileKey, Resume, Tailer, TailerError, TailerOptions};
 use enrich::{Enricher, PodWatch};
 use files::{Handler, Lifecycle};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -80,17 +80,17 @@ impl Agent {
         let host = config.host_name.clone().unwrap_or_else(default_host);
         let (sink, delivered, kafka_scan_from) = open_sink(&config, &host, restored.as_ref())?;
         let enricher = enricher(&config, pod_updates)?;
-        let mut handler = Handler::new(sink, enricher, host, config.parse.format, config.parse.max_joined_bytes);
+        let mut handler = Handler::new(sink, enricher, host, &config.parse);
         handler.unclaimed = delivered;
         let mut resume = Vec::new();
         for f in restored.iter().flat_map(|c| &c.files) {
-            handler.unclaimed.entry(f.key).or_default().extend(&f.acked_beyond);
+            handler.unclaimed.entry(f.key).or_default().extend(f.acked_beyond.iter().copied());
             if f.released_at.is_none_or(|end| f.offset < end) {
                 resume.push(Resume { key: f.key, path: f.path.clone(), offset: f.offset });
             }
         }
         for d in restored.iter().flat_map(|c| &c.delivered) {
-            handler.unclaimed.entry(d.key).or_default().extend(&d.offsets);
+            handler.unclaimed.entry(d.key).or_default().extend(d.records.iter().copied());
         }
         // read_from: end applies to the files present when the agent first runs on a node, never after.
         let first_run = restored.is_none();
@@ -151,6 +151,9 @@ impl Agent {
                 return Err(e.into());
             }
             self.poll_acks(if read == 0 { idle } else { Duration::ZERO })?;
+            if read == 0 {
+                self.handler.flush_stale_multiline();
+            }
             if until == Until::CaughtUp && !first_scan && read == 0 && self.handler.emitter.in_flight_bytes == 0 {
                 break;
             }
@@ -201,7 +204,7 @@ impl Agent {
         }
         for id in touched {
             if let Some(st) = self.handler.files.get_mut(&id) {
-                st.out.tracker.compact(st.assembler.lowest_open_start());
+                st.out.tracker.compact(st.open_start());
             }
         }
         Ok(())
@@ -228,8 +231,8 @@ impl Agent {
         ids.sort_unstable();
         for id in ids {
             let Some(st) = self.handler.files.get_mut(&id) else { continue };
-            let (offset, mut acked_beyond) = st.out.tracker.checkpoint(st.assembler.lowest_open_start());
-            acked_beyond.extend(st.out.skip.iter().filter(|&&s| s >= offset));
+            let (offset, mut acked_beyond) = st.out.tracker.checkpoint(st.open_start());
+            acked_beyond.extend(st.out.skip.iter().map(|(&s, &e)| (s, e)).filter(|&(s, _)| s >= offset));
             let (key, path) = live.get(&id).cloned().unwrap_or_else(|| (st.key, st.path.clone()));
             let released_at = match st.lifecycle {
                 Lifecycle::Reading => None,
@@ -242,10 +245,10 @@ impl Agent {
             acked_beyond.sort_unstable();
             checkpoint.files.push(FileCheckpoint { key, path, offset, acked_beyond, released_at });
         }
-        for (key, offsets) in &self.handler.unclaimed {
-            let mut offsets: Vec<u64> = offsets.iter().copied().collect();
-            offsets.sort_unstable();
-            checkpoint.delivered.push(Delivered { key: *key, offsets });
+        for (key, records) in &self.handler.unclaimed {
+            let mut records: Vec<Span> = records.iter().map(|(&s, &e)| (s, e)).collect();
+            records.sort_unstable();
+            checkpoint.delivered.push(Delivered { key: *key, records });
         }
         self.store.save(&checkpoint)?;
         self.metrics.checkpointed();
@@ -256,7 +259,7 @@ impl Agent {
     }
 }
 
-type OpenedSink = (Box<dyn Sink>, HashMap<FileKey, HashSet<u64>>, BTreeMap<i32, i64>);
+type OpenedSink = (Box<dyn Sink>, HashMap<FileKey, HashMap<u64, u64>>, BTreeMap<i32, i64>);
 
 /// The configured sink; for Kafka, also what the previous run delivered after its checkpoint.
 fn open_sink(config: &AgentConfig, host: &str, restored: Option<&Checkpoint>) -> Result<OpenedSink, AgentError> {
@@ -269,13 +272,13 @@ fn open_sink(config: &AgentConfig, host: &str, restored: Option<&Checkpoint>) ->
             let scan_from = restored.map(|c| &c.kafka_scan_from);
             let prefix = format!("{host}/");
             let found = sink::find_delivered(&base, &k.topic, scan_from, &prefix, RECOVERY_TIMEOUT)?;
-            let mut delivered: HashMap<FileKey, HashSet<u64>> = HashMap::new();
+            let mut delivered: HashMap<FileKey, HashMap<u64, u64>> = HashMap::new();
             for (source, offsets) in found.by_source {
                 if let Some(key) = source.strip_prefix(&prefix).and_then(|k| k.parse().ok()) {
                     delivered.entry(key).or_default().extend(offsets);
                 }
             }
-            let found_count: usize = delivered.values().map(HashSet::len).sum();
+            let found_count: usize = delivered.values().map(HashMap::len).sum();
             if found_count > 0 {
                 tracing::info!(
                     records = found_count,

@@ -8,6 +8,10 @@ mod tracker;
 pub use store::{CheckpointStore, StoreError};
 pub use tracker::{FileTracker, Seq};
 
+/// A record's place in its file, `(start, end)`: where it begins and where the next record of its stream may
+/// begin. Records are recognised by their start; the end lets a restart join lines (multiline) exactly as before.
+pub type Span = (u64, u64);
+
 use crate::tailer::FileKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,7 +23,7 @@ pub struct Checkpoint {
     /// Kafka partition -> first offset that may hold a record of ours not covered by `files`.
     #[serde(default)]
     pub kafka_scan_from: BTreeMap<i32, i64>,
-    /// Records found delivered by a previous run whose file has not been read again yet (start offsets per file).
+    /// Records found delivered by a previous run whose file has not been read again yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delivered: Vec<Delivered>,
 }
@@ -27,7 +31,7 @@ pub struct Checkpoint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivered {
     pub key: FileKey,
-    pub offsets: Vec<u64>,
+    pub records: Vec<Span>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,9 +40,9 @@ pub struct FileCheckpoint {
     pub path: PathBuf,
     /// Resume here: every record starting before it was acknowledged.
     pub offset: u64,
-    /// Start offsets of records at or after `offset` that were acknowledged already; not sent again.
+    /// Records at or after `offset` that were acknowledged already; not sent again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub acked_beyond: Vec<u64>,
+    pub acked_beyond: Vec<Span>,
     /// Set once the file was read to its end after rotation: its size then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released_at: Option<u64>,

@@ -76,11 +76,14 @@ mod tests {
                 key: FileKey { dev: 1, ino: 2, fingerprint: 3 },
                 path: "/x.log".into(),
                 offset: 10,
-                acked_beyond: vec![12],
+                acked_beyond: vec![(12, 20)],
                 released_at: None,
             }],
             kafka_scan_from: [(0, 5)].into(),
-            delivered: vec![Delivered { key: FileKey { dev: 1, ino: 9, fingerprint: 9 }, offsets: vec![0, 7] }],
+            delivered: vec![Delivered {
+                key: FileKey { dev: 1, ino: 9, fingerprint: 9 },
+                records: vec![(0, 7), (7, 9)],
+            }],
         };
         store.save(&cp).unwrap();
         store.save(&cp).unwrap();

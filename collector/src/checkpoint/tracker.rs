@@ -1,5 +1,6 @@
 //! Which records of one file the sink has acknowledged, and so how far a checkpoint may go.
 
+use super::Span;
 use std::collections::VecDeque;
 
 /// A record's number within its file, in the order records were sent.
@@ -14,7 +15,7 @@ enum State {
 #[derive(Debug, Default)]
 pub struct FileTracker {
     /// Records in send order; `entries[i]` has sequence number `first_seq + i`.
-    entries: VecDeque<(u64, State)>,
+    entries: VecDeque<(Span, State)>,
     first_seq: Seq,
     /// End of the last line handed to the parser.
     consumed: u64,
@@ -30,20 +31,21 @@ impl FileTracker {
         Self { consumed: from, ..Self::default() }
     }
 
-    /// A record starting at `start` was sent; acknowledge it later by the returned number.
-    pub fn sent(&mut self, start: u64) -> Seq {
+    /// A record at `span` was sent; acknowledge it later by the returned number.
+    pub fn sent(&mut self, span: Span) -> Seq {
+        let start = span.0;
         if start < self.max_start {
             self.late_pending.push(start);
         }
         self.max_start = self.max_start.max(start);
-        self.entries.push_back((start, State::Pending));
+        self.entries.push_back((span, State::Pending));
         self.pending += 1;
         self.first_seq + self.entries.len() as u64 - 1
     }
 
     /// A record that needs no sending (it was found delivered by the previous run).
-    pub fn already_delivered(&mut self, start: u64) {
-        self.entries.push_back((start, State::Acked));
+    pub fn already_delivered(&mut self, span: Span) {
+        self.entries.push_back((span, State::Acked));
     }
 
     pub fn ack(&mut self, seq: Seq) {
@@ -54,7 +56,7 @@ impl FileTracker {
             if entry.1 == State::Pending {
                 entry.1 = State::Acked;
                 self.pending -= 1;
-                let start = entry.0;
+                let start = entry.0 .0;
                 self.late_pending.retain(|&s| s != start);
             }
         }
@@ -77,7 +79,7 @@ impl FileTracker {
     }
 
     fn pop_acked_below(&mut self, limit: u64) {
-        while self.entries.front().is_some_and(|&(start, state)| state == State::Acked && start < limit) {
+        while self.entries.front().is_some_and(|&((start, _), state)| state == State::Acked && start < limit) {
             self.entries.pop_front();
             self.first_seq += 1;
         }
@@ -85,13 +87,13 @@ impl FileTracker {
 
     /// The resume offset: nothing before it is unacknowledged, held in an open partial line (`open_start`), or
     /// unread. Also returns the acknowledged records at or after it, and forgets those before it.
-    pub fn checkpoint(&mut self, open_start: Option<u64>) -> (u64, Vec<u64>) {
-        let lowest_pending = self.entries.iter().filter(|e| e.1 == State::Pending).map(|e| e.0).min();
+    pub fn checkpoint(&mut self, open_start: Option<u64>) -> (u64, Vec<Span>) {
+        let lowest_pending = self.entries.iter().filter(|e| e.1 == State::Pending).map(|e| e.0 .0).min();
         let offset =
             [Some(self.consumed), open_start, lowest_pending].into_iter().flatten().min().unwrap_or(self.consumed);
         self.pop_acked_below(offset);
         let beyond =
-            self.entries.iter().filter(|&&(start, state)| state == State::Acked && start >= offset).map(|e| e.0);
+            self.entries.iter().filter(|&&((start, _), state)| state == State::Acked && start >= offset).map(|e| e.0);
         (offset, beyond.collect())
     }
 }
@@ -105,16 +107,16 @@ mod tests {
     fn interleaved_partial_holds_the_checkpoint_back() {
         let mut t = FileTracker::new(0);
         // stdout P chunk at 0 is open; a stderr record at 50..100 is sent and acked.
-        let s = t.sent(50);
+        let s = t.sent((50, 100));
         t.consumed(100);
         t.ack(s);
         t.compact(Some(0));
-        assert_eq!(t.checkpoint(Some(0)), (0, vec![50]));
+        assert_eq!(t.checkpoint(Some(0)), (0, vec![(50, 100)]));
         // stdout F at 100..150 completes the record that started at 0.
-        let r = t.sent(0);
+        let r = t.sent((0, 150));
         t.consumed(150);
         t.compact(None);
-        assert_eq!(t.checkpoint(None), (0, vec![50]));
+        assert_eq!(t.checkpoint(None), (0, vec![(50, 100)]));
         t.ack(r);
         assert_eq!(t.checkpoint(None), (150, vec![]));
     }
@@ -125,7 +127,7 @@ mod tests {
         #[test]
         fn never_passes_an_unacked_record(order in Just((0..40u64).collect::<Vec<_>>()).prop_shuffle()) {
             let mut t = FileTracker::new(0);
-            let seqs: Vec<Seq> = (0..40u64).map(|i| { let s = t.sent(i * 10); t.consumed(i * 10 + 10); s }).collect();
+            let seqs: Vec<Seq> = (0..40u64).map(|i| { let s = t.sent((i * 10, i * 10 + 10)); t.consumed(i * 10 + 10); s }).collect();
             let mut acked = [false; 40];
             for i in order {
                 t.ack(seqs[i as usize]);
@@ -134,7 +136,7 @@ mod tests {
                 let (offset, beyond) = t.checkpoint(None);
                 let first_unacked = acked.iter().position(|a| !a).map_or(400, |p| p as u64 * 10);
                 prop_assert_eq!(offset, first_unacked);
-                for b in beyond { prop_assert!(acked[(b / 10) as usize] && b >= offset); }
+                for (b, _) in beyond { prop_assert!(acked[(b / 10) as usize] && b >= offset); }
             }
             prop_assert_eq!(t.pending(), 0);
         }

@@ -4,10 +4,12 @@
 mod assemble;
 mod cri;
 mod docker;
+mod multiline;
 #[cfg(test)]
 mod props;
 
 pub use assemble::{Assembler, Record};
+pub use multiline::Multiline;
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;

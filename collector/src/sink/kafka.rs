@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 pub const SOURCE_HEADER: &str = "logpipe.source";
 pub const OFFSET_HEADER: &str = "logpipe.offset";
+/// Where the record ends in its file (see `checkpoint::Span`).
+pub const END_HEADER: &str = "logpipe.end";
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
@@ -174,10 +176,11 @@ impl Sink for KafkaSink {
     }
 
     fn send(&mut self, r: Outgoing<'_>) -> Result<(), SinkError> {
-        let offset = r.offset.to_string();
-        let headers = OwnedHeaders::new_with_capacity(2)
+        let (mut start, mut end) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let headers = OwnedHeaders::new_with_capacity(3)
             .insert(Header { key: SOURCE_HEADER, value: Some(r.source) })
-            .insert(Header { key: OFFSET_HEADER, value: Some(&offset) });
+            .insert(Header { key: OFFSET_HEADER, value: Some(start.format(r.span.0)) })
+            .insert(Header { key: END_HEADER, value: Some(end.format(r.span.1)) });
         Ok(self.enqueue(r.key, r.payload, Some(headers), r.token)?)
     }
 

@@ -19,13 +19,13 @@ pub struct Token {
     pub bytes: u32,
 }
 
-/// One record to send. `source` and `offset` identify it across restarts (Kafka headers), so a restarted agent can
+/// One record to send. `source` and `span` identify it across restarts (Kafka headers), so a restarted agent can
 /// tell which records the previous run delivered.
 pub struct Outgoing<'a> {
     pub key: &'a [u8],
     pub payload: &'a [u8],
     pub source: &'a str,
-    pub offset: u64,
+    pub span: crate::checkpoint::Span,
     pub token: Token,
 }
 

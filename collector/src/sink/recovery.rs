@@ -3,12 +3,13 @@
 //! so at start the agent reads each partition from where its checkpoint says such records may begin up to the
 //! current end, and collects the (source, offset) headers of this node's records.
 
-use super::kafka::{OFFSET_HEADER, SOURCE_HEADER};
+use super::kafka::{END_HEADER, OFFSET_HEADER, SOURCE_HEADER};
+use crate::checkpoint::Span;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +24,8 @@ pub enum RecoveryError {
 
 #[derive(Debug, Default)]
 pub struct Delivered {
-    /// Source id -> start offsets of its records found in Kafka.
-    pub by_source: HashMap<String, HashSet<u64>>,
+    /// Source id -> start -> end of its records found in Kafka.
+    pub by_source: HashMap<String, HashMap<u64, u64>>,
     /// Each partition's end when the scan started: nothing this run sends lands before it.
     pub ends: BTreeMap<i32, i64>,
 }
@@ -76,8 +77,8 @@ pub fn find_delivered(
             continue;
         };
         let msg = msg?;
-        if let Some((source, offset)) = identity(&msg).filter(|(s, _)| s.starts_with(source_prefix)) {
-            delivered.by_source.entry(source.to_owned()).or_default().insert(offset);
+        if let Some((source, (start, end))) = identity(&msg).filter(|(s, _)| s.starts_with(source_prefix)) {
+            delivered.by_source.entry(source.to_owned()).or_default().insert(start, end);
         }
         if remaining.get(&msg.partition()).is_some_and(|&end| msg.offset() + 1 >= end) {
             remaining.remove(&msg.partition());
@@ -86,16 +87,18 @@ pub fn find_delivered(
     Ok(delivered)
 }
 
-fn identity(msg: &impl Message) -> Option<(&str, u64)> {
+fn identity(msg: &impl Message) -> Option<(&str, Span)> {
     let headers = msg.headers()?;
-    let mut source = None;
-    let mut offset = None;
+    let number = |v: Option<&[u8]>| v.and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
+    let (mut source, mut offset, mut end) = (None, None, None);
     for h in headers.iter() {
         match h.key {
             SOURCE_HEADER => source = h.value.and_then(|v| std::str::from_utf8(v).ok()),
-            OFFSET_HEADER => offset = h.value.and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()),
+            OFFSET_HEADER => offset = number(h.value),
+            END_HEADER => end = number(h.value),
             _ => {}
         }
     }
-    Some((source?, offset?))
+    let offset = offset?;
+    Some((source?, (offset, end.unwrap_or(offset))))
 }
