@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 /// How long a rotated or deleted file stays open at its end for a writer that has not yet switched files.
 const RELEASE_AFTER: Duration = Duration::from_secs(5);
+/// Scans asked for by inotify come at most this often: a burst of new files costs one scan, not one each.
+const MIN_SCAN_GAP: Duration = Duration::from_millis(50);
 /// How long the scan for records delivered by the previous run may take.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long shutdown waits for outstanding acknowledgements.
@@ -125,7 +127,8 @@ impl Agent {
         let mut first_scan = true;
         while !stop.load(Ordering::Relaxed) {
             self.handler.emitter.now = now_rfc3339();
-            if Instant::now() >= next_scan {
+            let gap_passed = next_scan.saturating_duration_since(Instant::now()) <= scan_every.saturating_sub(MIN_SCAN_GAP);
+            if Instant::now() >= next_scan || (gap_passed && self.tailer.files_changed()) {
                 let opened = self.handler.counters.files_opened;
                 self.handler.refresh_metadata();
                 self.tailer.scan(&mut self.handler);

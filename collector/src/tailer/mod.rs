@@ -9,12 +9,14 @@
 //! - a checkpointed file whose path moved away while the agent was down is found among its rotated siblings;
 //!   one that is gone is reported as lost, never silently.
 
+mod changes;
 mod discover;
 mod file;
 mod fingerprint;
 
 pub use fingerprint::{file_key, FileKey, UNKNOWN_FINGERPRINT};
 
+use changes::Changes;
 use discover::{rotated_siblings, Globs};
 use file::{Identity, Phase, Watched};
 use std::fs::File;
@@ -126,6 +128,7 @@ pub struct Tailer {
     scratch: Vec<u8>,
     next_id: u64,
     next_turn: usize,
+    changes: Changes,
 }
 
 impl Tailer {
@@ -134,7 +137,17 @@ impl Tailer {
     pub fn new(options: TailerOptions, resume: Vec<Resume>) -> Result<Self, TailerError> {
         let globs = Globs::new(&options.include, &options.exclude)?;
         let scratch = vec![0; options.read_buffer_bytes.max(options.max_line_bytes + 1)];
-        Ok(Self { options, globs, files: Vec::new(), pending_resume: resume, scratch, next_id: 1, next_turn: 0 })
+        let changes = Changes::watch(&options.include);
+        Ok(Self {
+            options,
+            globs,
+            files: Vec::new(),
+            pending_resume: resume,
+            scratch,
+            next_id: 1,
+            next_turn: 0,
+            changes,
+        })
     }
 
     /// The files being read and how far, oldest first (by id): the order a checkpoint should keep.
@@ -154,6 +167,12 @@ impl Tailer {
     /// before then must keep them.
     pub fn unmatched_resume(&self) -> &[Resume] {
         &self.pending_resume
+    }
+
+    /// Whether files were created, removed or renamed under the globs since the last call (inotify): a reason to
+    /// scan before the next interval.
+    pub fn files_changed(&self) -> bool {
+        self.changes.take()
     }
 
     /// Looks for new, rotated, truncated and deleted files. The first scan also places the resume points.
