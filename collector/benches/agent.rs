@@ -2,13 +2,18 @@
 //! process, in CPU-seconds (user + system) per GiB and peak RSS. Wall time varies too much on shared machines to
 //! compare; CPU time does not.
 //!
-//! `cargo bench -p logpipe-collector --bench agent` (LOGPIPE_BENCH_MIB sets the corpus size, default 1024).
+//! `cargo bench -p logpipe-collector --bench agent` (LOGPIPE_BENCH_MIB sets the corpus size, default 1024). With
+//! the test environment's variables set (`eval "$(scripts/testenv.sh up)"`) it also measures the Kafka sink on a
+//! smaller corpus (LOGPIPE_BENCH_KAFKA_MIB, default 256), and always measures live tailing at 10 MiB/s.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 const CONTAINERS: usize = 16;
 
@@ -22,17 +27,62 @@ fn main() {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-out.ndjson");
     for (name, sink) in [("null", "type: null".to_owned()), ("file", format!("type: file\n  path: {}", out.display()))]
     {
-        let run = run_agent(&root, &sink);
+        let run = reap(spawn_agent(&root, &sink, true));
         let _ = fs::remove_file(&out);
-        let mib_per_cpu_s = bytes as f64 / (1 << 20) as f64 / run.cpu_s;
-        println!(
-            "{name:<12} {:>10.2} {:>12.0} {:>10.2} {:>7.1} MiB",
-            run.cpu_s,
-            mib_per_cpu_s,
-            run.wall_s,
-            run.max_rss_kib as f64 / 1024.0
-        );
+        run.print(name, bytes);
     }
+    if let Ok(bootstrap) = std::env::var(logpipe_tests::KAFKA_ENV) {
+        let kafka_mib = std::env::var("LOGPIPE_BENCH_KAFKA_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+        let kafka_root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-corpus-{kafka_mib}"));
+        let kafka_bytes = corpus(&kafka_root, kafka_mib << 20);
+        warm(&kafka_root);
+        for compression in ["lz4", "zstd"] {
+            let topic = logpipe_tests::unique_name("bench");
+            support::create_topic(&bootstrap, &topic, 4);
+            let sink = format!(
+                "type: kafka\n  bootstrap_servers: \"{bootstrap}\"\n  topic: {topic}\n  compression: {compression}"
+            );
+            reap(spawn_agent(&kafka_root, &sink, true)).print(&format!("kafka {compression}"), kafka_bytes);
+        }
+    }
+    live_tail(10 << 20, Duration::from_secs(20));
+}
+
+/// The agent following files written at `rate` bytes per second for `duration`: its share of a core.
+fn live_tail(rate: u64, duration: Duration) {
+    let root = tempfile::tempdir().unwrap();
+    let dirs: Vec<PathBuf> =
+        (0..CONTAINERS).map(|c| root.path().join(format!("pods/live_app-{c}_0000-{c}/app"))).collect();
+    let mut files: Vec<fs::File> = dirs
+        .iter()
+        .map(|d| {
+            fs::create_dir_all(d).unwrap();
+            fs::File::create(d.join("0.log")).unwrap()
+        })
+        .collect();
+    let agent = spawn_agent(root.path(), "type: null", false);
+    let start = Instant::now();
+    let (mut written, mut n) = (0u64, 0u64);
+    while start.elapsed() < duration {
+        // Write in 10 ms slices, spread over the files, to hold the rate.
+        let due = (rate as f64 * start.elapsed().as_secs_f64()) as u64;
+        while written < due {
+            let c = (n % CONTAINERS as u64) as usize;
+            written += line(&mut files[c], c, n) as u64;
+            n += 1;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let wall = start.elapsed().as_secs_f64();
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let run = reap(agent);
+    println!(
+        "live tail at {} MiB/s for {:.0} s: {:.1}% of a core, peak RSS {:.1} MiB",
+        rate >> 20,
+        wall,
+        100.0 * run.cpu_s / run.wall_s,
+        run.max_rss_kib as f64 / 1024.0
+    );
 }
 
 /// Writes the corpus once; later runs reuse it.
@@ -104,7 +154,32 @@ struct Run {
     max_rss_kib: i64,
 }
 
-fn run_agent(root: &Path, sink: &str) -> Run {
+impl Run {
+    fn print(&self, name: &str, bytes: u64) {
+        let mib_per_cpu_s = bytes as f64 / (1 << 20) as f64 / self.cpu_s;
+        println!(
+            "{name:<12} {:>10.2} {:>12.0} {:>10.2} {:>7.1} MiB",
+            self.cpu_s,
+            mib_per_cpu_s,
+            self.wall_s,
+            self.max_rss_kib as f64 / 1024.0
+        );
+    }
+}
+
+struct Spawned {
+    child: Child,
+    start: Instant,
+    _state: tempfile::TempDir,
+}
+
+impl Spawned {
+    fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+fn spawn_agent(root: &Path, sink: &str, once: bool) -> Spawned {
     let state = tempfile::tempdir().unwrap();
     let config = state.path().join("agent.yaml");
     let yaml = format!(
@@ -114,14 +189,15 @@ fn run_agent(root: &Path, sink: &str) -> Run {
     );
     fs::write(&config, yaml).unwrap();
     let start = Instant::now();
-    #[expect(clippy::zombie_processes, reason = "reaped by wait4 below, which also returns its rusage")]
-    let child = Command::new(env!("CARGO_BIN_EXE_logpipe-collector"))
-        .args(["agent", "--once", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_logpipe-collector"));
+    command.arg("agent").args(once.then_some("--once")).arg("--config").arg(&config);
+    let child = command.env("RUST_LOG", "warn").stdout(Stdio::null()).spawn().unwrap();
+    Spawned { child, start, _state: state }
+}
+
+/// Waits for the agent with wait4, which also returns its resource usage.
+fn reap(spawned: Spawned) -> Run {
+    let Spawned { child, start, _state } = spawned;
     let mut status = 0;
     // SAFETY: an all-zero rusage is valid, and wait4 writes it for the child we spawned.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

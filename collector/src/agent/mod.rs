@@ -127,7 +127,8 @@ impl Agent {
         let mut first_scan = true;
         while !stop.load(Ordering::Relaxed) {
             self.handler.emitter.now = now_rfc3339();
-            let gap_passed = next_scan.saturating_duration_since(Instant::now()) <= scan_every.saturating_sub(MIN_SCAN_GAP);
+            let gap_passed =
+                next_scan.saturating_duration_since(Instant::now()) <= scan_every.saturating_sub(MIN_SCAN_GAP);
             if Instant::now() >= next_scan || (gap_passed && self.tailer.files_changed()) {
                 let opened = self.handler.counters.files_opened;
                 self.handler.refresh_metadata();
@@ -145,11 +146,8 @@ impl Agent {
                 self.publish();
                 next_scan = Instant::now() + scan_every;
             }
-            let read = if self.handler.emitter.in_flight_bytes < self.config.max_in_flight_bytes {
-                self.tailer.read(&mut self.handler)
-            } else {
-                0
-            };
+            let paused = self.handler.emitter.in_flight_bytes >= self.config.max_in_flight_bytes;
+            let read = if paused { 0 } else { self.tailer.read(&mut self.handler) };
             if let Some(e) = self.handler.emitter.error.take() {
                 return Err(e.into());
             }
@@ -157,7 +155,9 @@ impl Agent {
             if read == 0 {
                 self.handler.flush_stale_multiline();
             }
-            if until == Until::CaughtUp && !first_scan && read == 0 && self.handler.emitter.in_flight_bytes == 0 {
+            // Caught up only when a read found nothing, not when reading paused for acknowledgements.
+            let nothing_read = !paused && read == 0;
+            if until == Until::CaughtUp && !first_scan && nothing_read && self.handler.emitter.in_flight_bytes == 0 {
                 break;
             }
             if Instant::now() >= next_checkpoint {
