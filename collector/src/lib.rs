@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod encode;
 pub mod http;
+pub mod indexer;
 pub mod metadata;
 pub mod parse;
 pub mod sink;

@@ -1,7 +1,8 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use logpipe_collector::agent::{Agent, AgentMetrics, Until};
-use logpipe_collector::config::{self, AgentConfig};
+use logpipe_collector::config::{self, AgentConfig, IndexerConfig};
+use logpipe_collector::indexer::{Indexer, IndexerMetrics};
 use logpipe_collector::metadata::{self, Update};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +26,12 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Check a config file without running it.
+    /// Consume the pipeline topic and write every record to Elasticsearch exactly once in effect.
+    Indexer {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check an agent or indexer config file without running it (an indexer config has an `elasticsearch` section).
     Validate {
         #[arg(long, short)]
         config: PathBuf,
@@ -43,12 +49,69 @@ fn main() -> anyhow::Result<()> {
         Command::Agent { config, once } => {
             run_agent(config::load(&config)?, if once { Until::CaughtUp } else { Until::Stopped })
         }
+        Command::Indexer { config } => run_indexer(config::load(&config)?),
         Command::Validate { config } => {
-            config::load::<AgentConfig>(&config)?;
-            println!("{}: valid agent config", config.display());
+            let kind = if is_indexer_config(&config)? {
+                config::load::<IndexerConfig>(&config)?;
+                "indexer"
+            } else {
+                config::load::<AgentConfig>(&config)?;
+                "agent"
+            };
+            println!("{}: valid {kind} config", config.display());
             Ok(())
         }
     }
+}
+
+fn is_indexer_config(path: &std::path::Path) -> anyhow::Result<bool> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(value.get("elasticsearch").is_some())
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn terminated() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr`, if set.
+fn serve_http<M: logpipe_collector::http::Health>(
+    runtime: &tokio::runtime::Runtime,
+    addr: Option<&str>,
+    metrics: &Arc<M>,
+) -> anyhow::Result<()> {
+    let Some(addr) = addr else { return Ok(()) };
+    let listener =
+        runtime.block_on(tokio::net::TcpListener::bind(addr)).with_context(|| format!("listening on {addr}"))?;
+    let served = Arc::clone(metrics);
+    runtime.spawn(async move {
+        if let Err(error) = logpipe_collector::http::serve(listener, served).await {
+            tracing::error!(%error, "the metrics and health endpoint stopped");
+        }
+    });
+    Ok(())
+}
+
+fn run_indexer(config: IndexerConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let metrics = Arc::new(IndexerMetrics::default());
+    serve_http(&runtime, config.http_listen.as_deref(), &metrics)?;
+    runtime.block_on(async {
+        let indexer = Indexer::start(config, metrics).await.context("starting the indexer")?;
+        indexer.run(terminated()).await.context("indexer")
+    })
 }
 
 fn run_agent(config: AgentConfig, until: Until) -> anyhow::Result<()> {
@@ -56,28 +119,12 @@ fn run_agent(config: AgentConfig, until: Until) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let signals = Arc::clone(&stop);
     runtime.spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => return tracing::error!(error = %e, "cannot listen for SIGTERM"),
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        terminated().await;
         tracing::info!("stopping: flushing in-flight records and writing checkpoints");
         signals.store(true, Ordering::Relaxed);
     });
     let metrics = Arc::new(AgentMetrics::default());
-    if let Some(addr) = &config.http_listen {
-        let listener =
-            runtime.block_on(tokio::net::TcpListener::bind(addr)).with_context(|| format!("listening on {addr}"))?;
-        let served = Arc::clone(&metrics);
-        runtime.spawn(async move {
-            if let Err(error) = logpipe_collector::http::serve(listener, served).await {
-                tracing::error!(%error, "the metrics and health endpoint stopped");
-            }
-        });
-    }
+    serve_http(&runtime, config.http_listen.as_deref(), &metrics)?;
     let pod_updates = start_pod_watch(&config, &runtime)?;
     let mut agent = Agent::new(config, metrics, pod_updates).context("starting the agent")?;
     let result = agent.run(&stop, until);

@@ -134,14 +134,20 @@ impl AgentMetrics {
         self.phase.store(phase as u8, Ordering::Relaxed);
         self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
     }
+}
 
-    /// Alive unless the loop has stopped turning while it should run (a wedged agent is restarted by its probe).
-    pub fn alive(&self, stall_ms: i64) -> bool {
-        self.phase.load(Ordering::Relaxed) != Phase::Running as u8
-            || now_ms() - self.heartbeat_ms.load(Ordering::Relaxed) < stall_ms
+impl crate::http::Health for AgentMetrics {
+    fn registry(&self) -> &Registry {
+        &self.registry
     }
 
-    pub fn ready(&self) -> bool {
+    /// Alive unless the loop has stopped turning while it should run (a wedged agent is restarted by its probe).
+    fn alive(&self) -> bool {
+        self.phase.load(Ordering::Relaxed) != Phase::Running as u8
+            || now_ms() - self.heartbeat_ms.load(Ordering::Relaxed) < crate::http::STALL_MS
+    }
+
+    fn ready(&self) -> bool {
         self.phase.load(Ordering::Relaxed) == Phase::Running as u8
     }
 }

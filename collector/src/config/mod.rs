@@ -2,10 +2,12 @@
 //! ConfigMaps from them and the collector parses them, so the two cannot drift.
 
 mod agent;
+mod indexer;
 mod kubernetes;
 mod sink;
 
 pub use agent::{AgentConfig, MultilineConfig, ParseConfig, ReadFrom, TailConfig};
+pub use indexer::{BulkConfig, ElasticsearchConfig, EsAuth, IndexConfig, IndexerConfig, KafkaSourceConfig};
 pub use kubernetes::{FilterConfig, KubernetesConfig, MetadataMode, DEFAULT_OPT_OUT_ANNOTATION};
 pub use sink::{Compression, FileSinkConfig, KafkaSinkConfig, SinkConfig};
 
@@ -32,4 +34,17 @@ pub fn load<T: Validate + serde::de::DeserializeOwned>(path: &Path) -> Result<T,
 /// Checks that go beyond the shape of the file; the error names the field and the reason.
 pub trait Validate {
     fn validate(&self) -> Result<(), (&'static str, String)>;
+}
+
+/// A config value that may point elsewhere: `${file:PATH}` is the file's content (without a final newline),
+/// `${env:NAME}` the variable's value, anything else itself. Secrets come from mounted files or the environment.
+pub fn resolve_secret(value: &str) -> Result<String, String> {
+    if let Some(path) = value.strip_prefix("${file:").and_then(|v| v.strip_suffix('}')) {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?;
+        return Ok(text.trim_end_matches(['\n', '\r']).to_owned());
+    }
+    if let Some(name) = value.strip_prefix("${env:").and_then(|v| v.strip_suffix('}')) {
+        return std::env::var(name).map_err(|_| format!("environment variable {name} is not set"));
+    }
+    Ok(value.to_owned())
 }

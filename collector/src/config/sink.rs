@@ -83,15 +83,21 @@ impl Validate for SinkConfig {
         if kafka.bootstrap_servers.trim().is_empty() {
             return Err(("sink.bootstrap_servers", "must name at least one broker".into()));
         }
-        if kafka.topic.is_empty() || kafka.topic.len() > 249 {
-            return Err(("sink.topic", "must be 1 to 249 characters".into()));
-        }
-        if let Some(bad) = kafka.topic.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c))) {
-            return Err(("sink.topic", format!("character {bad:?} is not allowed in a Kafka topic name")));
-        }
+        check_topic("sink.topic", &kafka.topic)?;
         if let Some(key) = kafka.properties.keys().find(|k| PROTECTED_KAFKA_PROPERTIES.contains(&k.as_str())) {
             return Err(("sink.properties", format!("{key} is set by the agent to keep its delivery guarantee")));
         }
         Ok(())
     }
+}
+
+/// Kafka's rules for topic names.
+pub(super) fn check_topic(field: &'static str, topic: &str) -> Result<(), (&'static str, String)> {
+    if topic.is_empty() || topic.len() > 249 {
+        return Err((field, "must be 1 to 249 characters".into()));
+    }
+    if let Some(bad) = topic.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c))) {
+        return Err((field, format!("character {bad:?} is not allowed in a Kafka topic name")));
+    }
+    Ok(())
 }

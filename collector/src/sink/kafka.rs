@@ -112,24 +112,22 @@ pub fn producer_config(config: &KafkaSinkConfig) -> Result<ClientConfig, KafkaEr
 
 /// Bootstrap servers plus the user's properties, with `${file:..}` and `${env:..}` values resolved.
 pub fn client_config(config: &KafkaSinkConfig) -> Result<ClientConfig, KafkaError> {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", &config.bootstrap_servers);
-    for (key, value) in &config.properties {
-        cc.set(key, resolve(key, value)?);
-    }
-    Ok(cc)
+    base_config(&config.bootstrap_servers, &config.properties)
 }
 
-fn resolve(key: &str, value: &str) -> Result<String, KafkaError> {
-    let err = |reason: String| KafkaError::Property { key: key.into(), reason };
-    if let Some(path) = value.strip_prefix("${file:").and_then(|v| v.strip_suffix('}')) {
-        let text = std::fs::read_to_string(path).map_err(|e| err(format!("reading {path}: {e}")))?;
-        return Ok(text.trim_end_matches(['\n', '\r']).to_owned());
+/// Bootstrap servers and extra properties, with `${file:}` / `${env:}` values resolved.
+pub fn base_config(
+    bootstrap_servers: &str,
+    properties: &std::collections::BTreeMap<String, String>,
+) -> Result<ClientConfig, KafkaError> {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", bootstrap_servers);
+    for (key, value) in properties {
+        let value =
+            crate::config::resolve_secret(value).map_err(|reason| KafkaError::Property { key: key.clone(), reason })?;
+        cc.set(key, value);
     }
-    if let Some(name) = value.strip_prefix("${env:").and_then(|v| v.strip_suffix('}')) {
-        return std::env::var(name).map_err(|_| err(format!("environment variable {name} is not set")));
-    }
-    Ok(value.to_owned())
+    Ok(cc)
 }
 
 impl KafkaSink {

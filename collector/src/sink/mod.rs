@@ -5,7 +5,7 @@ mod kafka;
 mod recovery;
 mod stream;
 
-pub use kafka::{client_config, KafkaError, KafkaSink};
+pub use kafka::{base_config, client_config, KafkaError, KafkaSink};
 pub use recovery::{find_delivered, Delivered, RecoveryError};
 pub use stream::{NullSink, WriterSink};
 

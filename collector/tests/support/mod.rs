@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+pub mod indexer;
+
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;

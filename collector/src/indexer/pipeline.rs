@@ -1,0 +1,362 @@
+//! The indexer's loop: consume -> prepare (parse, processors, index name) -> batch -> bulk (bounded concurrency) ->
+//! mark done -> commit.
+
+use super::backoff::Backoff;
+use super::bulk::{BulkWriter, Doc, Resolution};
+use super::dead_letter::{DeadLetters, Letter};
+use super::offsets::Offsets;
+use super::processors::{self, Outcome, ProcessorConfig};
+use super::{elastic, IndexName, IndexerError, IndexerMetrics};
+use crate::config::IndexerConfig;
+use crate::sink::base_config;
+use bytes::Bytes;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long shutdown waits for bulk requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Commits what is done of partitions being revoked, so their next owner starts there.
+struct Context {
+    offsets: Arc<Mutex<Offsets>>,
+    topic: String,
+}
+
+impl ClientContext for Context {}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else { return };
+        let ids: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        let positions = self.offsets.lock().map(|mut o| o.release(&ids)).unwrap_or_default();
+        if let Some(tpl) = positions_list(&self.topic, &positions) {
+            if let Err(error) = consumer.commit(&tpl, CommitMode::Sync) {
+                tracing::warn!(%error, "commit before rebalance failed; the next owner reads those records again");
+            }
+        }
+        tracing::info!(partitions = ?ids, "partitions revoked");
+    }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(error) = result {
+            tracing::warn!(%error, "offset commit failed; those records will be read again (and found indexed)");
+        }
+    }
+}
+
+fn is_consumer_property(key: &str) -> bool {
+    key.starts_with("group.")
+        || key.starts_with("auto.")
+        || key.starts_with("fetch.")
+        || [
+            "session.timeout.ms",
+            "heartbeat.interval.ms",
+            "max.poll.interval.ms",
+            "partition.assignment.strategy",
+            "isolation.level",
+        ]
+        .contains(&key)
+}
+
+fn positions_list(topic: &str, positions: &BTreeMap<i32, i64>) -> Option<TopicPartitionList> {
+    if positions.is_empty() {
+        return None;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (&p, &o) in positions {
+        tpl.add_partition_offset(topic, p, Offset::Offset(o)).ok()?;
+    }
+    Some(tpl)
+}
+
+/// What a Kafka record becomes.
+enum Prepared {
+    Doc(Doc),
+    Letter { partition: i32, offset: i64, key: Option<Bytes>, payload: Bytes, error: String },
+    Dropped,
+}
+
+/// Documents and dead letters collected for one bulk request.
+#[derive(Default)]
+struct Batch {
+    docs: Vec<Doc>,
+    letters: Vec<Prepared>,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+/// What the bulk tasks share.
+struct Shared {
+    writer: BulkWriter,
+    dead_letters: DeadLetters,
+    metrics: Arc<IndexerMetrics>,
+    topic: String,
+}
+
+pub struct Indexer {
+    config: IndexerConfig,
+    consumer: StreamConsumer<Context>,
+    offsets: Arc<Mutex<Offsets>>,
+    shared: Arc<Shared>,
+    index: IndexName,
+    metrics: Arc<IndexerMetrics>,
+}
+
+impl Indexer {
+    /// Connects, installs the index template, and joins the consumer group.
+    pub async fn start(config: IndexerConfig, metrics: Arc<IndexerMetrics>) -> Result<Self, IndexerError> {
+        let index = IndexName::parse(&config.index.name)?;
+        let client = elastic::client(&config.elasticsearch)?;
+        if config.index.install_template {
+            elastic::install(&client, &config.index, &index).await?;
+        }
+        let k = &config.kafka;
+        let offsets = Arc::new(Mutex::new(Offsets::default()));
+        let context = Context { offsets: Arc::clone(&offsets), topic: k.topic.clone() };
+        let mut consumer_config = ClientConfig::new();
+        // A crashed indexer's partitions wait for its session to time out; librdkafka's 45 s default is long for
+        // a log pipeline. Properties in the config override this.
+        consumer_config.set("session.timeout.ms", "10000").set("heartbeat.interval.ms", "2000");
+        for (key, value) in base_config(&k.bootstrap_servers, &k.properties)?.config_map() {
+            consumer_config.set(key, value);
+        }
+        let consumer: StreamConsumer<Context> = consumer_config
+            .set("group.id", &k.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .create_with_context(context)?;
+        consumer.subscribe(&[&k.topic])?;
+        // The same connection settings (TLS, SASL), without the consumer's own.
+        let producer_properties = k.properties.iter().filter(|(key, _)| !is_consumer_property(key));
+        let producer: FutureProducer =
+            base_config(&k.bootstrap_servers, &producer_properties.map(|(k, v)| (k.clone(), v.clone())).collect())?
+                .set("acks", "all")
+                .set("enable.idempotence", "true")
+                .set("compression.type", "lz4")
+                .create()?;
+        let b = &config.bulk;
+        let backoff =
+            || Backoff::new(Duration::from_millis(b.initial_backoff_ms), Duration::from_millis(b.max_backoff_ms));
+        let latency = Arc::clone(&metrics);
+        let shared = Arc::new(Shared {
+            writer: BulkWriter {
+                client,
+                backoff: backoff(),
+                on_request: Box::new(move |s| latency.bulk_seconds.observe(s)),
+            },
+            dead_letters: DeadLetters { producer, topic: config.dead_letter_topic.clone(), backoff: backoff() },
+            metrics: Arc::clone(&metrics),
+            topic: k.topic.clone(),
+        });
+        metrics.set_ready(true);
+        Ok(Self { config, consumer, offsets, shared, index, metrics })
+    }
+
+    /// Runs until `stop` completes, then finishes the bulk requests in flight and commits.
+    pub async fn run(self, stop: impl Future<Output = ()>) -> Result<(), IndexerError> {
+        let mut stop = std::pin::pin!(stop);
+        let mut batch = Batch::default();
+        let mut in_flight = FuturesUnordered::new();
+        let b = self.config.bulk.clone();
+        let max_wait = Duration::from_millis(b.max_wait_ms);
+        let mut tick = tokio::time::interval(max_wait.min(Duration::from_millis(250)).max(Duration::from_millis(10)));
+        let mut paused = false;
+        loop {
+            // While the batch is full and no request slot is free, the partitions are paused rather than the
+            // consumer left unpolled: a consumer that stops polling is dropped from its group.
+            let blocked =
+                in_flight.len() >= b.concurrency && (batch.docs.len() >= b.max_documents || batch.bytes >= b.max_bytes);
+            if blocked != paused {
+                self.set_paused(blocked);
+                paused = blocked;
+            }
+            tokio::select! {
+                biased;
+                () = &mut stop => break,
+                Some(done) = in_flight.next() => self.finished(done),
+                message = self.consumer.recv() => {
+                    let message = message?;
+                    self.take(&message, &mut batch);
+                    if paused {
+                        // Newly assigned partitions are not paused.
+                        self.set_paused(true);
+                    }
+                }
+                _ = tick.tick() => self.metrics.beat(),
+            }
+            let due = batch.since.is_some_and(|t| t.elapsed() >= max_wait);
+            let full = batch.docs.len() >= b.max_documents || batch.bytes >= b.max_bytes;
+            if in_flight.len() < b.concurrency && (full || due) {
+                in_flight.push(tokio::spawn(write(Arc::clone(&self.shared), std::mem::take(&mut batch))));
+            }
+        }
+        self.metrics.set_ready(false);
+        tracing::info!("stopping: finishing bulk requests in flight and committing");
+        in_flight.push(tokio::spawn(write(Arc::clone(&self.shared), std::mem::take(&mut batch))));
+        let deadline = tokio::time::sleep(DRAIN_TIMEOUT);
+        let mut deadline = std::pin::pin!(deadline);
+        while !in_flight.is_empty() {
+            tokio::select! {
+                Some(done) = in_flight.next() => self.finished(done),
+                () = &mut deadline => {
+                    tracing::warn!(requests = in_flight.len(), "bulk requests still in flight at shutdown; their records will be read again");
+                    break;
+                }
+            }
+        }
+        self.commit(CommitMode::Sync);
+        Ok(())
+    }
+
+    fn set_paused(&self, pause: bool) {
+        let Ok(assignment) = self.consumer.assignment() else { return };
+        let result = if pause { self.consumer.pause(&assignment) } else { self.consumer.resume(&assignment) };
+        if let Err(error) = result {
+            tracing::warn!(%error, pause, "pausing or resuming partitions failed");
+        }
+    }
+
+    fn take(&self, message: &BorrowedMessage<'_>, batch: &mut Batch) {
+        self.metrics.consumed.inc();
+        let (partition, offset) = (message.partition(), message.offset());
+        if let Ok(mut o) = self.offsets.lock() {
+            o.consumed(partition, offset);
+        }
+        match prepare(message, &self.config.processors, &self.index, self.config.index.data_stream.as_deref()) {
+            Prepared::Doc(doc) => {
+                batch.bytes += doc.source.len() + doc.index.len() + doc.id.len() + 40;
+                batch.docs.push(doc);
+            }
+            Prepared::Dropped => {
+                self.metrics.dropped.inc();
+                if let Ok(mut o) = self.offsets.lock() {
+                    o.done(partition, offset);
+                }
+                return;
+            }
+            letter => batch.letters.push(letter),
+        }
+        batch.since.get_or_insert_with(Instant::now);
+    }
+
+    fn finished(&self, done: Result<Vec<(i32, i64)>, tokio::task::JoinError>) {
+        let done = match done {
+            Ok(done) => done,
+            Err(error) => return tracing::error!(%error, "a bulk task failed; its records will be read again"),
+        };
+        if let Ok(mut o) = self.offsets.lock() {
+            for (p, off) in done {
+                o.done(p, off);
+            }
+        }
+        self.commit(CommitMode::Async);
+    }
+
+    fn commit(&self, mode: CommitMode) {
+        let Ok(mut offsets) = self.offsets.lock() else { return };
+        for (p, pending) in offsets.pending_by_partition() {
+            self.metrics.set_uncommitted(p, pending as i64);
+        }
+        let positions = offsets.advanced_positions();
+        drop(offsets);
+        if let Some(tpl) = positions_list(&self.config.kafka.topic, &positions) {
+            if let Err(error) = self.consumer.commit(&tpl, mode) {
+                tracing::warn!(%error, "offset commit failed; those records will be read again (and found indexed)");
+            }
+        }
+    }
+}
+
+fn prepare(
+    message: &BorrowedMessage<'_>,
+    processors: &[ProcessorConfig],
+    index: &IndexName,
+    data_stream: Option<&str>,
+) -> Prepared {
+    let (partition, offset) = (message.partition(), message.offset());
+    let payload = message.payload().unwrap_or_default();
+    let key = message.key().map(Bytes::copy_from_slice);
+    let letter = |error: String| Prepared::Letter {
+        partition,
+        offset,
+        key: key.clone(),
+        payload: Bytes::copy_from_slice(payload),
+        error,
+    };
+    let mut doc: serde_json::Value = match serde_json::from_slice(payload) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        Ok(_) => return letter("not a JSON object".into()),
+        Err(e) => return letter(format!("not a JSON document: {e}")),
+    };
+    if processors::apply(processors, &mut doc) == Outcome::Drop {
+        return Prepared::Dropped;
+    }
+    let timestamp = message.timestamp().to_millis().unwrap_or(0);
+    let original = Bytes::copy_from_slice(payload);
+    let source = if processors.is_empty() {
+        original.clone()
+    } else {
+        match serde_json::to_vec(&doc) {
+            Ok(v) => Bytes::from(v),
+            Err(e) => return letter(format!("re-encoding after processors: {e}")),
+        }
+    };
+    Prepared::Doc(Doc {
+        partition,
+        offset,
+        index: data_stream.map_or_else(|| index.render(&doc, timestamp), str::to_owned),
+        id: format!("{}-{partition}-{offset}", message.topic()),
+        source,
+        key,
+        original,
+    })
+}
+
+/// One bulk request's worth: write the documents, dead-letter what Elasticsearch rejected and what was not JSON;
+/// returns every (partition, offset) handled.
+async fn write(shared: Arc<Shared>, batch: Batch) -> Vec<(i32, i64)> {
+    let m = &shared.metrics;
+    let mut handled = Vec::with_capacity(batch.docs.len() + batch.letters.len());
+    let (results, stats) = shared.writer.write(batch.docs).await;
+    m.bulk_requests.inc_by(stats.requests);
+    m.retried.inc_by(stats.retried_documents);
+    let mut letters = batch.letters;
+    for (doc, resolution) in results {
+        match resolution {
+            Resolution::Indexed => m.indexed.inc(),
+            Resolution::AlreadyIndexed => m.already_indexed.inc(),
+            Resolution::Rejected { status, reason } => {
+                let error = format!("Elasticsearch rejected the document (HTTP {status}): {reason}");
+                letters.push(Prepared::Letter {
+                    partition: doc.partition,
+                    offset: doc.offset,
+                    key: doc.key,
+                    payload: doc.original,
+                    error,
+                });
+                continue;
+            }
+        };
+        handled.push((doc.partition, doc.offset));
+    }
+    for letter in letters {
+        let Prepared::Letter { partition, offset, key, payload, error } = letter else { continue };
+        let source = format!("{}/{partition}/{offset}", shared.topic);
+        tracing::warn!(source, error, "record sent to the dead-letter topic");
+        let letter = Letter { key: key.as_deref(), payload: &payload, error: &error, source: &source };
+        shared.dead_letters.send(letter).await;
+        m.dead_lettered.inc();
+        handled.push((partition, offset));
+    }
+    handled
+}

@@ -1,0 +1,148 @@
+//! Index names from a template: `logs-{kubernetes.namespace}-%Y.%m.%d`. The date is the document's `@timestamp`
+//! (or the Kafka record's timestamp when it has none), never the clock, so a record replayed after a crash goes to
+//! the index it went to before, where its `_id` already exists.
+
+use super::fields;
+use chrono::{DateTime, Datelike, Utc};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Field(String),
+    Year,
+    Month,
+    Day,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexName(Vec<Part>);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IndexNameError {
+    #[error("unclosed '{{' in index name template")]
+    Unclosed,
+    #[error("unknown date code %{0} (use %Y, %m, %d)")]
+    DateCode(char),
+    #[error("empty index name template")]
+    Empty,
+}
+
+/// What a field that is missing from a document becomes in its index name.
+const MISSING: &str = "_none";
+
+impl IndexName {
+    pub fn parse(template: &str) -> Result<Self, IndexNameError> {
+        let mut parts = Vec::new();
+        let mut chars = template.chars();
+        let mut text = String::new();
+        while let Some(c) = chars.next() {
+            let part = match c {
+                '{' => {
+                    let mut field = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') if !field.is_empty() => break,
+                            Some('}') | None => return Err(IndexNameError::Unclosed),
+                            Some(c) => field.push(c),
+                        }
+                    }
+                    Part::Field(field)
+                }
+                '%' => match chars.next() {
+                    Some('Y') => Part::Year,
+                    Some('m') => Part::Month,
+                    Some('d') => Part::Day,
+                    Some(other) => return Err(IndexNameError::DateCode(other)),
+                    None => return Err(IndexNameError::DateCode(' ')),
+                },
+                c => {
+                    text.push(c);
+                    continue;
+                }
+            };
+            if !text.is_empty() {
+                parts.push(Part::Text(std::mem::take(&mut text).to_lowercase()));
+            }
+            parts.push(part);
+        }
+        if !text.is_empty() {
+            parts.push(Part::Text(text.to_lowercase()));
+        }
+        if parts.is_empty() {
+            return Err(IndexNameError::Empty);
+        }
+        Ok(Self(parts))
+    }
+
+    /// The index of `doc`; `fallback_ms` is the Kafka record's timestamp.
+    pub fn render(&self, doc: &Value, fallback_ms: i64) -> String {
+        let date = fields::get(doc, "@timestamp")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .or_else(|| DateTime::from_timestamp_millis(fallback_ms))
+            .unwrap_or_default();
+        let mut out = String::with_capacity(48);
+        for part in &self.0 {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Field(f) => match fields::get(doc, f).and_then(fields::text) {
+                    Some(v) => out.extend(v.chars().map(safe_char)),
+                    None => out.push_str(MISSING),
+                },
+                Part::Year => out.push_str(&format!("{:04}", date.year())),
+                Part::Month => out.push_str(&format!("{:02}", date.month())),
+                Part::Day => out.push_str(&format!("{:02}", date.day())),
+            }
+        }
+        out
+    }
+
+    /// The text before the first field or date code, then `*`: the pattern an index template matches.
+    pub fn pattern(&self) -> String {
+        let prefix: String =
+            self.0.iter().map_while(|p| if let Part::Text(t) = p { Some(t.as_str()) } else { None }).collect();
+        format!("{prefix}*")
+    }
+}
+
+/// Elasticsearch index names are lower case, without `\ / * ? " < > | , #`, spaces or `:`.
+fn safe_char(c: char) -> char {
+    match c {
+        '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ',' | '#' | ' ' | ':' => '_',
+        c => c.to_ascii_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn render_table() {
+        let doc = json!({"@timestamp": "2026-11-22T23:30:00-02:00", "kubernetes": {"namespace": "Shop/Web"}, "n": 3});
+        let cases = [
+            ("logs-{kubernetes.namespace}-%Y.%m.%d", "logs-shop_web-2026.11.23"),
+            ("logs-%Y.%m", "logs-2026.11"),
+            ("App-{n}-{missing}", "app-3-_none"),
+            ("plain", "plain"),
+        ];
+        for (template, want) in cases {
+            assert_eq!(IndexName::parse(template).unwrap().render(&doc, 0), want, "{template}");
+        }
+        let no_time = json!({});
+        assert_eq!(IndexName::parse("l-%Y.%m.%d").unwrap().render(&no_time, 1_700_000_000_000), "l-2023.11.14");
+    }
+
+    #[test]
+    fn parse_errors_and_patterns() {
+        assert_eq!(IndexName::parse("logs-{ns"), Err(IndexNameError::Unclosed));
+        assert_eq!(IndexName::parse("logs-%H"), Err(IndexNameError::DateCode('H')));
+        assert_eq!(IndexName::parse(""), Err(IndexNameError::Empty));
+        assert_eq!(IndexName::parse("logs-{}"), Err(IndexNameError::Unclosed));
+        assert_eq!(IndexName::parse("logs-{a}-%Y.%m.%d").unwrap().pattern(), "logs-*");
+        assert_eq!(IndexName::parse("{a}").unwrap().pattern(), "*");
+    }
+}

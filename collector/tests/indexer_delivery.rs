@@ -1,0 +1,154 @@
+//! The indexer through faults: Elasticsearch answering 429, 500 and 413 for requests and 429/503 for single
+//! documents; mapping errors and records that are not JSON; two indexers in one group through rebalances. In every
+//! case each record is either searchable exactly once or in the dead-letter topic, and the commits reach the end.
+
+mod support;
+
+use logpipe_tests::{elasticsearch_url, kafka_bootstrap};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+use support::fault_proxy::{FaultProxy, Faults};
+use support::indexer::{self as ix, Names};
+
+fn stop(mut indexer: Child, log: &Path) {
+    unsafe { libc::kill(indexer.id() as i32, libc::SIGTERM) };
+    let status = indexer.wait().unwrap();
+    support::print_log_tail(log);
+    assert!(status.success(), "indexer exited with {status}");
+}
+
+fn wait_committed(bootstrap: &str, names: &Names, partitions: i32) {
+    let ends = ix::ends(bootstrap, &names.topic, partitions);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let committed = ix::committed(bootstrap, &names.group, &names.topic, partitions);
+        if committed == ends {
+            return;
+        }
+        assert!(Instant::now() < deadline, "committed {committed:?}, ends {ends:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn injected_429_500_413_and_document_faults_lose_and_duplicate_nothing() {
+    let (bootstrap, es_url) = (kafka_bootstrap(), elasticsearch_url());
+    let names = Names::new("ix-faults");
+    support::create_topic(&bootstrap, &names.topic, 2);
+    support::create_topic(&bootstrap, &names.dead_letters, 1);
+    let faults =
+        Faults { request_500: 0.1, request_429: 0.1, too_large_over: 200, document: 0.15, ..Faults::default() };
+    let proxy = FaultProxy::start(&es_url, faults, 7);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = ix::write_config(tmp.path(), &names, "indexer-1", &bootstrap, &proxy.url, "");
+    let log = tmp.path().join("indexer.log");
+    const TOTAL: u64 = 10_000;
+    ix::produce(&ix::producer(&bootstrap), &names.topic, (0..TOTAL).map(ix::document));
+    let indexer = ix::start_indexer(&config, &log);
+    let es = ix::elasticsearch(&es_url);
+    let got = ix::wait_for_count(&es, &names.indices(), TOTAL, Duration::from_secs(120));
+    wait_committed(&bootstrap, &names, 2);
+    stop(indexer, &log);
+    let s = &proxy.stats;
+    let injected = [&s.whole_500, &s.whole_429, &s.too_large, &s.document_faults]
+        .map(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+    eprintln!("injected: 500 {} / 429 {} / 413 {} / document {}", injected[0], injected[1], injected[2], injected[3]);
+    assert!(injected.iter().all(|&n| n > 0), "every kind of fault was injected: {injected:?}");
+    assert_eq!(got, TOTAL);
+    assert_eq!(ix::count(&es, &names.indices()), TOTAL);
+    assert_eq!(ix::ends(&bootstrap, &names.dead_letters, 1), vec![0], "faults are retried, not dead-lettered");
+}
+
+#[test]
+fn mapping_errors_and_non_json_records_go_to_the_dead_letter_topic() {
+    let (bootstrap, es_url) = (kafka_bootstrap(), elasticsearch_url());
+    let names = Names::new("ix-dlq");
+    support::create_topic(&bootstrap, &names.topic, 2);
+    support::create_topic(&bootstrap, &names.dead_letters, 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = ix::write_config(tmp.path(), &names, "indexer-1", &bootstrap, &es_url, "");
+    let log = tmp.path().join("indexer.log");
+    // Every 20th record has a text where the template maps a long; every 50th is not JSON at all.
+    let payload = |n: u64| match n {
+        n if n % 50 == 7 => format!("plain text {n}"),
+        n if n % 20 == 3 => ix::document(n).replace(&format!("\"offset\":{n}"), "\"offset\":\"not a number\""),
+        n => ix::document(n),
+    };
+    const TOTAL: u64 = 2000;
+    let bad = (0..TOTAL).filter(|n| n % 50 == 7 || n % 20 == 3).count() as u64;
+    ix::produce(&ix::producer(&bootstrap), &names.topic, (0..TOTAL).map(payload));
+    let indexer = ix::start_indexer(&config, &log);
+    wait_committed(&bootstrap, &names, 2);
+    stop(indexer, &log);
+    let es = ix::elasticsearch(&es_url);
+    assert_eq!(ix::wait_for_count(&es, &names.indices(), TOTAL - bad, Duration::from_secs(10)), TOTAL - bad);
+
+    let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "dlq-reader")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(&names.dead_letters, 0, rdkafka::Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let (mut mapping, mut not_json) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while mapping + not_json < bad {
+        assert!(Instant::now() < deadline, "dead letters: {mapping} mapping errors, {not_json} not JSON of {bad}");
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let msg = msg.unwrap();
+        let error = msg.headers().unwrap().iter().find(|h| h.key == "logpipe.error").and_then(|h| h.value).unwrap();
+        let error = String::from_utf8_lossy(error);
+        let payload = String::from_utf8_lossy(msg.payload().unwrap());
+        if payload.starts_with("plain text") {
+            assert!(error.contains("not a JSON document"), "{error}");
+            not_json += 1;
+        } else {
+            assert!(error.contains("HTTP 400") && payload.contains("not a number"), "{error}: {payload}");
+            mapping += 1;
+        }
+    }
+    assert_eq!((mapping + not_json, ix::ends(&bootstrap, &names.dead_letters, 1)), (bad, vec![bad as i64]));
+}
+
+#[test]
+fn two_indexers_in_one_group_through_rebalances_lose_nothing() {
+    let (bootstrap, es_url) = (kafka_bootstrap(), elasticsearch_url());
+    let names = Names::new("ix-group");
+    support::create_topic(&bootstrap, &names.topic, 4);
+    support::create_topic(&bootstrap, &names.dead_letters, 1);
+    let slow = FaultProxy::start(&es_url, Faults { latency: Duration::from_millis(100), ..Faults::default() }, 3);
+    let tmp = tempfile::tempdir().unwrap();
+    let config_a = ix::write_config(tmp.path(), &names, "indexer-a", &bootstrap, &slow.url, "");
+    let config_b = ix::write_config(tmp.path(), &names, "indexer-b", &bootstrap, &slow.url, "");
+    let (log_a, log_b) = (tmp.path().join("a.log"), tmp.path().join("b.log"));
+    let producer = ix::producer(&bootstrap);
+    let mut a = ix::start_indexer(&config_a, &log_a);
+    let mut b = None;
+    const ROUNDS: u64 = 20;
+    for round in 0..ROUNDS {
+        ix::produce(&producer, &names.topic, (round * 1000..(round + 1) * 1000).map(ix::document));
+        std::thread::sleep(Duration::from_millis(300));
+        match round {
+            // B joins: the partitions are split between A and B while both have bulks in flight.
+            5 => b = Some(ix::start_indexer(&config_b, &log_b)),
+            // A crashes and comes back: its partitions move, then return.
+            12 => {
+                a.kill().unwrap();
+                a.wait().unwrap();
+                a = ix::start_indexer(&config_a, &log_a);
+            }
+            _ => {}
+        }
+    }
+    let es = ix::elasticsearch(&es_url);
+    let got = ix::wait_for_count(&es, &names.indices(), ROUNDS * 1000, Duration::from_secs(120));
+    wait_committed(&bootstrap, &names, 4);
+    stop(a, &log_a);
+    stop(b.unwrap(), &log_b);
+    assert_eq!(got, ROUNDS * 1000);
+    assert_eq!(ix::count(&es, &names.indices()), ROUNDS * 1000);
+}

@@ -1,0 +1,164 @@
+//! An HTTP proxy in front of the Elasticsearch-API server that injects what a loaded cluster does: slow bulk
+//! requests, whole requests failing with 500 or 429, 413 for large requests, and single documents answered 429 or
+//! 503 (those are not forwarded, as a real cluster would not have indexed them).
+
+use bytes::Bytes;
+use elasticsearch::http::transport::Transport;
+use elasticsearch::http::{headers::HeaderMap, Method};
+use elasticsearch::{BulkParts, Elasticsearch};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    pub latency: Duration,
+    /// Probability a bulk request is answered 500 without being forwarded.
+    pub request_500: f64,
+    /// Probability a bulk request is answered 429 without being forwarded.
+    pub request_429: f64,
+    /// Bulk requests with more documents than this are answered 413 (0: never).
+    pub too_large_over: usize,
+    /// Probability each document is answered 429 or 503 and not forwarded.
+    pub document: f64,
+}
+
+#[derive(Debug, Default)]
+pub struct FaultStats {
+    pub bulk_requests: AtomicU64,
+    pub whole_500: AtomicU64,
+    pub whole_429: AtomicU64,
+    pub too_large: AtomicU64,
+    pub document_faults: AtomicU64,
+}
+
+pub struct FaultProxy {
+    pub url: String,
+    pub stats: Arc<FaultStats>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+struct State {
+    upstream: Elasticsearch,
+    transport: Transport,
+    faults: Faults,
+    stats: Arc<FaultStats>,
+    rng: Mutex<u64>,
+}
+
+impl State {
+    fn chance(&self, p: f64) -> bool {
+        let mut x = self.rng.lock().unwrap();
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        (*x % 10_000) as f64 / 10_000.0 < p
+    }
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &str, faults: Faults, seed: u64) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stats = Arc::new(FaultStats::default());
+        let state = Arc::new(State {
+            upstream: Elasticsearch::new(Transport::single_node(upstream).unwrap()),
+            transport: Transport::single_node(upstream).unwrap(),
+            faults,
+            stats: Arc::clone(&stats),
+            rng: Mutex::new(seed | 1),
+        });
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let state = Arc::clone(&state);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                });
+            }
+        });
+        Self { url, stats, _runtime: runtime }
+    }
+}
+
+fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    if parts.uri.path() != "/_bulk" {
+        let method = match parts.method.as_str() {
+            "PUT" => Method::Put,
+            "POST" => Method::Post,
+            "DELETE" => Method::Delete,
+            "HEAD" => Method::Head,
+            _ => Method::Get,
+        };
+        let body = (!body.is_empty()).then(|| body.to_vec());
+        let response =
+            state.transport.send::<Vec<u8>, ()>(method, parts.uri.path(), HeaderMap::new(), None, body, None).await;
+        return Ok(match response {
+            Ok(r) => {
+                let status = StatusCode::from_u16(r.status_code().as_u16()).unwrap();
+                reply(status, r.json::<Value>().await.unwrap_or(Value::Null))
+            }
+            Err(e) => reply(StatusCode::BAD_GATEWAY, json!({"error": e.to_string()})),
+        });
+    }
+    Ok(bulk(&state, body).await)
+}
+
+async fn bulk(state: &State, body: Bytes) -> Response<Full<Bytes>> {
+    let (f, s) = (&state.faults, &state.stats);
+    s.bulk_requests.fetch_add(1, Ordering::Relaxed);
+    tokio::time::sleep(f.latency).await;
+    let lines: Vec<Bytes> = body.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(Bytes::copy_from_slice).collect();
+    let docs = lines.len() / 2;
+    if state.chance(f.request_500) {
+        s.whole_500.fetch_add(1, Ordering::Relaxed);
+        return reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "injected"}));
+    }
+    if state.chance(f.request_429) {
+        s.whole_429.fetch_add(1, Ordering::Relaxed);
+        return reply(StatusCode::TOO_MANY_REQUESTS, json!({"error": "injected"}));
+    }
+    if f.too_large_over > 0 && docs > f.too_large_over {
+        s.too_large.fetch_add(1, Ordering::Relaxed);
+        return reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": "injected"}));
+    }
+    let faulted: Vec<bool> = (0..docs).map(|_| state.chance(f.document)).collect();
+    let forward: Vec<Bytes> =
+        lines.chunks(2).zip(&faulted).filter(|(_, &x)| !x).flat_map(|(pair, _)| pair.iter().cloned()).collect();
+    let mut upstream_items = Vec::new().into_iter();
+    if !forward.is_empty() {
+        let response = state.upstream.bulk(BulkParts::None).body(forward).send().await;
+        let Ok(response) = response else {
+            return reply(StatusCode::BAD_GATEWAY, json!({"error": "upstream"}));
+        };
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        upstream_items = value["items"].as_array().cloned().unwrap_or_default().into_iter();
+    }
+    let mut items = Vec::with_capacity(docs);
+    for (i, x) in faulted.into_iter().enumerate() {
+        if x {
+            s.document_faults.fetch_add(1, Ordering::Relaxed);
+            let status = if i % 2 == 0 { 429 } else { 503 };
+            items.push(json!({"create": {"status": status, "error": {"type": "injected", "reason": "injected"}}}));
+        } else {
+            items.push(upstream_items.next().unwrap_or(Value::Null));
+        }
+    }
+    reply(StatusCode::OK, json!({"errors": true, "items": items}))
+}
