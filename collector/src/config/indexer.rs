@@ -63,7 +63,7 @@ fn default_request_timeout() -> u64 {
 
 /// Credentials; each secret is a `${file:PATH}` or `${env:NAME}` reference or a literal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[serde(tag = "type", deny_unknown_fields, rename_all = "snake_case")]
 pub enum EsAuth {
     Basic { username: String, password: String },
     ApiKey { id: String, key: String },

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[serde(tag = "type", deny_unknown_fields, rename_all = "snake_case")]
 pub enum ProcessorConfig {
     /// Parses the JSON text in `field` into `target` (default: merged into the document's root).
     ParseJson {
@@ -143,38 +143,38 @@ mod tests {
         let msg = json!({"message": "{\"level\":\"WARN\",\"ts\":\"2026-11-22T09:00:00+01:00\",\"user\":{\"id\":7}}"});
         let cases = [
             (
-                json!([{"parse_json": {"field": "message"}}, {"level": {"field": "level"}}, {"timestamp": {"field": "ts"}}]),
+                json!([{"type": "parse_json", "field": "message"}, {"type": "level", "field": "level"}, {"type": "timestamp", "field": "ts"}]),
                 msg.clone(),
                 Outcome::Keep,
                 json!({"message": msg["message"], "level": "WARN", "ts": "2026-11-22T09:00:00+01:00", "user": {"id": 7},
                        "log": {"level": "warn"}, "@timestamp": "2026-11-22T08:00:00Z"}),
             ),
             (
-                json!([{"parse_json": {"field": "message", "target": "app"}}, {"remove": {"fields": ["message", "app.ts"]}}]),
+                json!([{"type": "parse_json", "field": "message", "target": "app"}, {"type": "remove", "fields": ["message", "app.ts"]}]),
                 msg.clone(),
                 Outcome::Keep,
                 json!({"app": {"level": "WARN", "user": {"id": 7}}}),
             ),
             (
-                json!([{"parse_json": {"field": "message"}}]),
+                json!([{"type": "parse_json", "field": "message"}]),
                 json!({"message": "not json"}),
                 Outcome::Keep,
                 json!({"message": "not json", "logpipe": {"processor_error": "parse_json message: expected ident at line 1 column 2"}}),
             ),
             (
-                json!([{"rename": {"from": "a.b", "to": "c"}}, {"add": {"field": "env.name", "value": "prod"}}]),
+                json!([{"type": "rename", "from": "a.b", "to": "c"}, {"type": "add", "field": "env.name", "value": "prod"}]),
                 json!({"a": {"b": 1}}),
                 Outcome::Keep,
                 json!({"a": {}, "c": 1, "env": {"name": "prod"}}),
             ),
             (
-                json!([{"drop": {"field": "log.level", "values": ["debug", "trace"]}}]),
+                json!([{"type": "drop", "field": "log.level", "values": ["debug", "trace"]}]),
                 json!({"log": {"level": "debug"}}),
                 Outcome::Drop,
                 json!({"log": {"level": "debug"}}),
             ),
             (
-                json!([{"drop": {"field": "log.level", "values": ["debug"]}}]),
+                json!([{"type": "drop", "field": "log.level", "values": ["debug"]}]),
                 json!({"log": {"level": "info"}}),
                 Outcome::Keep,
                 json!({"log": {"level": "info"}}),
@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn empty_field_names_are_rejected() {
-        let p: ProcessorConfig = serde_json::from_value(json!({"rename": {"from": "", "to": "x"}})).unwrap();
+        let p: ProcessorConfig = serde_json::from_value(json!({"type": "rename", "from": "", "to": "x"})).unwrap();
         assert!(p.validate().is_err());
     }
 }

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A test's names: topic, dead-letter topic, group and index prefix, all unique.
+#[derive(Clone)]
 pub struct Names {
     pub topic: String,
     pub dead_letters: String,

@@ -1,0 +1,137 @@
+//! Indexer throughput, measured on the real binary as a child process (CPU-seconds per GiB of Kafka records, peak
+//! RSS): once against a null Elasticsearch endpoint in this process, which answers every bulk item 201, to isolate
+//! the indexer's own cost (consume, parse, route, build bulk bodies); once end to end into the Elasticsearch-API
+//! server of the test environment.
+//!
+//! `eval "$(scripts/testenv.sh up)"; cargo bench -p logpipe-collector --bench indexer` (LOGPIPE_BENCH_INDEXER_MIB,
+//! default 256).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use std::convert::Infallible;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::indexer::{self as ix, Names};
+
+fn main() {
+    let bootstrap =
+        std::env::var(logpipe_tests::KAFKA_ENV).expect("the test environment: eval \"$(scripts/testenv.sh up)\"");
+    let es_url = std::env::var(logpipe_tests::ELASTICSEARCH_ENV).expect("the test environment");
+    let mib: u64 = std::env::var("LOGPIPE_BENCH_INDEXER_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let names = Names::new("bench-ix");
+    support::create_topic(&bootstrap, &names.topic, 4);
+    support::create_topic(&bootstrap, &names.dead_letters, 1);
+    let (records, bytes) = fill(&bootstrap, &names.topic, mib << 20);
+    println!("topic: {records} records, {} MiB (agent documents of ~{} B)", bytes >> 20, bytes / records);
+    println!(
+        "{:<16} {:>8} {:>12} {:>12} {:>8} {:>10}",
+        "target", "cpu s", "MiB/cpu-s", "records/s", "wall s", "peak RSS"
+    );
+    let null = null_elasticsearch();
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, url, group) in [("null endpoint", null.0.as_str(), "null"), ("elasticsearch", es_url.as_str(), "es")] {
+        let names = Names {
+            group: format!("{}-{group}", names.group),
+            prefix: format!("{}-{group}", names.prefix),
+            ..names.clone()
+        };
+        let config = ix::write_config(tmp.path(), &names, group, &bootstrap, url, "");
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("max_documents: 300", "max_documents: 5000")
+            .replace("max_wait_ms: 50", "max_wait_ms: 200");
+        std::fs::write(&config, text).unwrap();
+        let (child, start) = (spawn(&config), Instant::now());
+        let ends = ix::ends(&bootstrap, &names.topic, 4);
+        while ix::committed(&bootstrap, &names.group, &names.topic, 4) != ends {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let wall = start.elapsed().as_secs_f64();
+        let (cpu, rss_kib) = stop(child);
+        println!(
+            "{name:<16} {cpu:>8.2} {:>12.0} {:>12.0} {wall:>8.2} {:>6.1} MiB",
+            bytes as f64 / (1 << 20) as f64 / cpu,
+            records as f64 / wall,
+            rss_kib as f64 / 1024.0
+        );
+    }
+}
+
+/// Produces agent-like documents until `target` bytes; returns (records, bytes).
+fn fill(bootstrap: &str, topic: &str, target: u64) -> (u64, u64) {
+    let producer = ix::producer(bootstrap);
+    let (mut records, mut bytes) = (0u64, 0u64);
+    while bytes < target {
+        let batch: Vec<String> = (records..records + 10_000)
+            .map(|n| {
+                format!(
+                    r#"{{"host":{{"name":"node-{}"}},"kubernetes":{{"namespace":"ns{}","pod":{{"name":"web-{n}","uid":"3f1c0a52-1b7e-4c2e-9a51-0c6a8e2f4d11"}},"container":{{"name":"app","restart_count":0,"image":"shop/web:1.4.2"}},"labels":{{"app":"web","tier":"frontend"}}}},"log":{{"file":{{"path":"/var/log/pods/ns_web_uid/app/0.log"}},"offset":{n}}},"@timestamp":"2026-11-22T08:00:00.{:09}Z","stream":"stdout","message":"{{\"level\":\"info\",\"msg\":\"request handled\",\"path\":\"/api/v1/items/{n}\",\"status\":200}}"}}"#,
+                    n % 5,
+                    n % 8,
+                    n % 1_000_000_000
+                )
+            })
+            .collect();
+        bytes += batch.iter().map(|d| d.len() as u64).sum::<u64>();
+        records += batch.len() as u64;
+        ix::produce(&producer, topic, batch);
+    }
+    (records, bytes)
+}
+
+/// An HTTP server answering `/_bulk` with every item created and anything else with 200.
+fn null_elasticsearch() -> (String, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    runtime.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let bulk = req.uri().path() == "/_bulk";
+                    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let docs = body.iter().filter(|&&b| b == b'\n').count() / 2;
+                    let text = if bulk {
+                        let item = r#"{"create":{"status":201}}"#;
+                        format!(r#"{{"errors":false,"items":[{}]}}"#, vec![item; docs].join(","))
+                    } else {
+                        r#"{"acknowledged":true}"#.to_owned()
+                    };
+                    let mut r = hyper::Response::new(Full::new(Bytes::from(text)));
+                    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+                    Ok::<_, Infallible>(r)
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    (url, runtime)
+}
+
+fn spawn(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_logpipe-collector"))
+        .args(["indexer", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGTERM, then wait4 for the CPU time and peak RSS.
+fn stop(child: Child) -> (f64, i64) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid, and wait4 writes it for the child we spawned.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(usage.ru_utime) + secs(usage.ru_stime), usage.ru_maxrss)
+}
