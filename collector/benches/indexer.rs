@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::convert::Infallible;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use support::indexer::{self as ix, Names};
 
@@ -43,11 +43,14 @@ fn main() {
         let text = std::fs::read_to_string(&config)
             .unwrap()
             .replace("max_documents: 300", "max_documents: 5000")
-            .replace("max_wait_ms: 50", "max_wait_ms: 200");
+            .replace("max_wait_ms: 50", "max_wait_ms: 200")
+            // The test broker answers a fetch with everything it has, ignoring fetch.max.bytes.
+            .replace("  properties:\n", "  properties:\n    receive.message.max.bytes: \"1000000000\"\n");
         std::fs::write(&config, text).unwrap();
-        let (child, start) = (spawn(&config), Instant::now());
+        let (mut child, start) = (spawn(&config), Instant::now());
         let ends = ix::ends(&bootstrap, &names.topic, 4);
         while ix::committed(&bootstrap, &names.group, &names.topic, 4) != ends {
+            assert!(child.try_wait().unwrap().is_none(), "the indexer exited; see its log above");
             std::thread::sleep(Duration::from_millis(100));
         }
         let wall = start.elapsed().as_secs_f64();
@@ -119,7 +122,6 @@ fn spawn(config: &Path) -> Child {
         .args(["indexer", "--config"])
         .arg(config)
         .env("RUST_LOG", "warn")
-        .stderr(Stdio::null())
         .spawn()
         .unwrap()
 }

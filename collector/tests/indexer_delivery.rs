@@ -4,7 +4,6 @@
 
 mod support;
 
-use logpipe_tests::{elasticsearch_url, kafka_bootstrap};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use std::path::Path;
@@ -35,10 +34,7 @@ fn wait_committed(bootstrap: &str, names: &Names, partitions: i32) {
 
 #[test]
 fn injected_429_500_413_and_document_faults_lose_and_duplicate_nothing() {
-    let (bootstrap, es_url) = (kafka_bootstrap(), elasticsearch_url());
-    let names = Names::new("ix-faults");
-    support::create_topic(&bootstrap, &names.topic, 2);
-    support::create_topic(&bootstrap, &names.dead_letters, 1);
+    let ix::Setup { bootstrap, es_url, names } = ix::Setup::new("ix-faults", 2);
     let faults =
         Faults { request_500: 0.1, request_429: 0.1, too_large_over: 200, document: 0.15, ..Faults::default() };
     let proxy = FaultProxy::start(&es_url, faults, 7);
@@ -64,10 +60,7 @@ fn injected_429_500_413_and_document_faults_lose_and_duplicate_nothing() {
 
 #[test]
 fn mapping_errors_and_non_json_records_go_to_the_dead_letter_topic() {
-    let (bootstrap, es_url) = (kafka_bootstrap(), elasticsearch_url());
-    let names = Names::new("ix-dlq");
-    support::create_topic(&bootstrap, &names.topic, 2);
-    support::create_topic(&bootstrap, &names.dead_letters, 1);
+    let ix::Setup { bootstrap, es_url, names } = ix::Setup::new("ix-dlq", 2);
     let tmp = tempfile::tempdir().unwrap();
     let config = ix::write_config(tmp.path(), &names, "indexer-1", &bootstrap, &es_url, "");
     let log = tmp.path().join("indexer.log");
@@ -116,10 +109,7 @@ fn mapping_errors_and_non_json_records_go_to_the_dead_letter_topic() {
 
 #[test]
 fn two_indexers_in_one_group_through_rebalances_lose_nothing() {
-    let (bootstrap, es_url) = (kafka_bootstrap(), elasticsearch_url());
-    let names = Names::new("ix-group");
-    support::create_topic(&bootstrap, &names.topic, 4);
-    support::create_topic(&bootstrap, &names.dead_letters, 1);
+    let ix::Setup { bootstrap, es_url, names } = ix::Setup::new("ix-group", 4);
     let slow = FaultProxy::start(&es_url, Faults { latency: Duration::from_millis(100), ..Faults::default() }, 3);
     let tmp = tempfile::tempdir().unwrap();
     let config_a = ix::write_config(tmp.path(), &names, "indexer-a", &bootstrap, &slow.url, "");

@@ -5,17 +5,13 @@
 
 mod support;
 
-use logpipe_tests::{elasticsearch_url, kafka_bootstrap};
 use std::time::{Duration, Instant};
 use support::fault_proxy::{FaultProxy, Faults};
-use support::indexer::{self as ix, Names};
+use support::indexer as ix;
 
 #[test]
 fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
-    let (bootstrap, es_url) = (kafka_bootstrap(), elasticsearch_url());
-    let names = Names::new("ix-kill");
-    support::create_topic(&bootstrap, &names.topic, 3);
-    support::create_topic(&bootstrap, &names.dead_letters, 1);
+    let ix::Setup { bootstrap, es_url, names } = ix::Setup::new("ix-kill", 3);
     let tmp = tempfile::tempdir().unwrap();
     let slow = Faults { latency: Duration::from_millis(300), ..Faults::default() };
     let proxy = FaultProxy::start(&es_url, slow, 1);

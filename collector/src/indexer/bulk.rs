@@ -130,8 +130,7 @@ impl BulkWriter {
     async fn send(&self, docs: &[Doc]) -> Reply {
         let mut body: Vec<Bytes> = Vec::with_capacity(docs.len() * 2);
         for d in docs {
-            let action = serde_json::json!({"create": {"_index": d.index, "_id": d.id}});
-            body.push(Bytes::from(action.to_string()));
+            body.push(action_line(d));
             body.push(d.source.clone());
         }
         let started = Instant::now();
@@ -164,4 +163,15 @@ impl BulkWriter {
             Err(e) => Reply::Retry(format!("unreadable bulk response: {e}")),
         }
     }
+}
+
+/// `{"create":{"_index":...,"_id":...}}`, written directly: it is built once per document.
+fn action_line(d: &Doc) -> Bytes {
+    let mut line = Vec::with_capacity(d.index.len() + d.id.len() + 40);
+    line.extend_from_slice(b"{\"create\":{\"_index\":");
+    crate::encode::escape_json_str(d.index.as_bytes(), &mut line);
+    line.extend_from_slice(b",\"_id\":");
+    crate::encode::escape_json_str(d.id.as_bytes(), &mut line);
+    line.extend_from_slice(b"}}");
+    Bytes::from(line)
 }

@@ -28,6 +28,17 @@ pub enum ElasticError {
     Install { what: String, status: u16, body: String },
 }
 
+impl ElasticError {
+    /// Worth retrying: the server was unreachable or overloaded, not the request wrong.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ElasticError::Request(_) => true,
+            ElasticError::Install { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+}
+
 pub fn client(config: &ElasticsearchConfig) -> Result<Elasticsearch, ElasticError> {
     let url = elasticsearch::http::Url::parse(&config.url).map_err(|e| ElasticError::Url(e.to_string()))?;
     let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url))

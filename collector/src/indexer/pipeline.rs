@@ -6,6 +6,7 @@ use super::bulk::{BulkWriter, Doc, Resolution};
 use super::dead_letter::{DeadLetters, Letter};
 use super::offsets::Offsets;
 use super::processors::{self, Outcome, ProcessorConfig};
+use super::route::RawDoc;
 use super::{elastic, IndexName, IndexerError, IndexerMetrics};
 use crate::config::IndexerConfig;
 use crate::sink::base_config;
@@ -49,6 +50,28 @@ impl ConsumerContext for Context {
     fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
         if let Err(error) = result {
             tracing::warn!(%error, "offset commit failed; those records will be read again (and found indexed)");
+        }
+    }
+}
+
+/// Installs the template, waiting out an Elasticsearch that is not reachable yet; a rejection is an error.
+async fn install_template(
+    client: &elasticsearch::Elasticsearch,
+    config: &IndexerConfig,
+    index: &IndexName,
+) -> Result<(), IndexerError> {
+    let b = &config.bulk;
+    let backoff = Backoff::new(Duration::from_millis(b.initial_backoff_ms), Duration::from_millis(b.max_backoff_ms));
+    let mut attempt = 0;
+    loop {
+        match elastic::install(client, &config.index, index).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "Elasticsearch not ready; retrying the index template");
+                tokio::time::sleep(backoff.delay(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -117,7 +140,7 @@ impl Indexer {
         let index = IndexName::parse(&config.index.name)?;
         let client = elastic::client(&config.elasticsearch)?;
         if config.index.install_template {
-            elastic::install(&client, &config.index, &index).await?;
+            install_template(&client, &config, &index).await?;
         }
         let k = &config.kafka;
         let offsets = Arc::new(Mutex::new(Offsets::default()));
@@ -126,6 +149,8 @@ impl Indexer {
         // A crashed indexer's partitions wait for its session to time out; librdkafka's 45 s default is long for
         // a log pipeline. Properties in the config override this.
         consumer_config.set("session.timeout.ms", "10000").set("heartbeat.interval.ms", "2000");
+        // librdkafka prefetches up to 64 MiB by default; the bulk pipeline needs far less.
+        consumer_config.set("queued.max.messages.kbytes", "16384").set("fetch.max.bytes", "16777216");
         for (key, value) in base_config(&k.bootstrap_servers, &k.properties)?.config_map() {
             consumer_config.set(key, value);
         }
@@ -185,7 +210,13 @@ impl Indexer {
                 () = &mut stop => break,
                 Some(done) = in_flight.next() => self.finished(done),
                 message = self.consumer.recv() => {
-                    let message = message?;
+                    let message = match message {
+                        Ok(m) => m,
+                        Err(error) => {
+                            self.consumer_error(error).await?;
+                            continue;
+                        }
+                    };
                     self.take(&message, &mut batch);
                     if paused {
                         // Newly assigned partitions are not paused.
@@ -215,6 +246,18 @@ impl Indexer {
             }
         }
         self.commit(CommitMode::Sync);
+        Ok(())
+    }
+
+    /// librdkafka reports broker and fetch problems as consumer errors and recovers from them itself; only a fatal
+    /// client error ends the indexer.
+    async fn consumer_error(&self, error: rdkafka::error::KafkaError) -> Result<(), IndexerError> {
+        if let Some((code, reason)) = self.consumer.client().fatal_error() {
+            tracing::error!(?code, reason, "fatal Kafka client error");
+            return Err(error.into());
+        }
+        tracing::warn!(%error, "Kafka consumer error; librdkafka retries");
+        tokio::time::sleep(Duration::from_millis(200)).await;
         Ok(())
     }
 
@@ -293,28 +336,32 @@ fn prepare(
         payload: Bytes::copy_from_slice(payload),
         error,
     };
-    let mut doc: serde_json::Value = match serde_json::from_slice(payload) {
-        Ok(v @ serde_json::Value::Object(_)) => v,
-        Ok(_) => return letter("not a JSON object".into()),
-        Err(e) => return letter(format!("not a JSON document: {e}")),
-    };
-    if processors::apply(processors, &mut doc) == Outcome::Drop {
-        return Prepared::Dropped;
-    }
     let timestamp = message.timestamp().to_millis().unwrap_or(0);
     let original = Bytes::copy_from_slice(payload);
-    let source = if processors.is_empty() {
-        original.clone()
-    } else {
-        match serde_json::to_vec(&doc) {
-            Ok(v) => Bytes::from(v),
-            Err(e) => return letter(format!("re-encoding after processors: {e}")),
+    // Without processors the document is shipped as it came, and only the fields the index name needs are read.
+    let raw = if processors.is_empty() { RawDoc::parse(payload) } else { None };
+    let (source, index_name) = match raw {
+        Some(raw) => (original.clone(), data_stream.map_or_else(|| index.render(&raw, timestamp), str::to_owned)),
+        None => {
+            let mut doc: serde_json::Value = match serde_json::from_slice(payload) {
+                Ok(v @ serde_json::Value::Object(_)) => v,
+                Ok(_) => return letter("not a JSON object".into()),
+                Err(e) => return letter(format!("not a JSON document: {e}")),
+            };
+            if processors::apply(processors, &mut doc) == Outcome::Drop {
+                return Prepared::Dropped;
+            }
+            let source = match serde_json::to_vec(&doc) {
+                Ok(v) => Bytes::from(v),
+                Err(e) => return letter(format!("re-encoding after processors: {e}")),
+            };
+            (source, data_stream.map_or_else(|| index.render(&doc, timestamp), str::to_owned))
         }
     };
     Prepared::Doc(Doc {
         partition,
         offset,
-        index: data_stream.map_or_else(|| index.render(&doc, timestamp), str::to_owned),
+        index: index_name,
         id: format!("{}-{partition}-{offset}", message.topic()),
         source,
         key,

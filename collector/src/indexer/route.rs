@@ -4,7 +4,43 @@
 
 use super::fields;
 use chrono::{DateTime, Datelike, Utc};
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::collections::HashMap;
+
+/// Where an index name's fields come from: a parsed document, or a raw one looked into only where needed.
+pub trait FieldSource {
+    fn text(&self, path: &str) -> Option<String>;
+}
+
+impl FieldSource for Value {
+    fn text(&self, path: &str) -> Option<String> {
+        fields::get(self, path).and_then(fields::text)
+    }
+}
+
+/// A JSON object split at its top level only: validating it and reading a few fields costs no allocation per
+/// nested value, which is what routing an unprocessed document needs.
+pub struct RawDoc<'a>(HashMap<&'a str, &'a RawValue>);
+
+impl<'a> RawDoc<'a> {
+    /// `None` when the bytes are not a JSON object, or have keys with escapes (then parse it fully).
+    pub fn parse(bytes: &'a [u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok().map(Self)
+    }
+}
+
+impl FieldSource for RawDoc<'_> {
+    fn text(&self, path: &str) -> Option<String> {
+        let mut parts = path.split('.');
+        let mut raw: &RawValue = self.0.get(parts.next()?)?;
+        for key in parts {
+            let object: HashMap<&str, &RawValue> = serde_json::from_str(raw.get()).ok()?;
+            raw = object.get(key)?;
+        }
+        fields::text(&serde_json::from_str(raw.get()).ok()?)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -76,10 +112,10 @@ impl IndexName {
     }
 
     /// The index of `doc`; `fallback_ms` is the Kafka record's timestamp.
-    pub fn render(&self, doc: &Value, fallback_ms: i64) -> String {
-        let date = fields::get(doc, "@timestamp")
-            .and_then(Value::as_str)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    pub fn render(&self, doc: &impl FieldSource, fallback_ms: i64) -> String {
+        let date = doc
+            .text("@timestamp")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
             .map(|t| t.with_timezone(&Utc))
             .or_else(|| DateTime::from_timestamp_millis(fallback_ms))
             .unwrap_or_default();
@@ -87,7 +123,7 @@ impl IndexName {
         for part in &self.0 {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Field(f) => match fields::get(doc, f).and_then(fields::text) {
+                Part::Field(f) => match doc.text(f) {
                     Some(v) => out.extend(v.chars().map(safe_char)),
                     None => out.push_str(MISSING),
                 },
@@ -134,6 +170,19 @@ mod tests {
         }
         let no_time = json!({});
         assert_eq!(IndexName::parse("l-%Y.%m.%d").unwrap().render(&no_time, 1_700_000_000_000), "l-2023.11.14");
+    }
+
+    #[test]
+    fn raw_documents_route_like_parsed_ones() {
+        let text =
+            r#"{"@timestamp":"2026-11-22T23:30:00-02:00","kubernetes":{"namespace":"Shop/Web","pod":{"n":3}},"m":"x"}"#;
+        let (raw, parsed) = (RawDoc::parse(text.as_bytes()).unwrap(), serde_json::from_str::<Value>(text).unwrap());
+        for template in ["logs-{kubernetes.namespace}-%Y.%m.%d", "{kubernetes.pod.n}-{m}-{missing.x}", "{m.x}"] {
+            let name = IndexName::parse(template).unwrap();
+            assert_eq!(name.render(&raw, 0), name.render(&parsed, 0), "{template}");
+        }
+        assert!(RawDoc::parse(b"[1]").is_none());
+        assert!(RawDoc::parse(b"{\"a\":").is_none());
     }
 
     #[test]

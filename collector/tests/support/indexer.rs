@@ -31,6 +31,23 @@ impl Names {
     }
 }
 
+/// The servers of the test environment and a test's names, with its topic and dead-letter topic created.
+pub struct Setup {
+    pub bootstrap: String,
+    pub es_url: String,
+    pub names: Names,
+}
+
+impl Setup {
+    pub fn new(what: &str, partitions: i32) -> Self {
+        let (bootstrap, es_url) = (logpipe_tests::kafka_bootstrap(), logpipe_tests::elasticsearch_url());
+        let names = Names::new(what);
+        super::create_topic(&bootstrap, &names.topic, partitions);
+        super::create_topic(&bootstrap, &names.dead_letters, 1);
+        Self { bootstrap, es_url, names }
+    }
+}
+
 /// The document of record `n`: one of three namespaces, a fixed day.
 pub fn document(n: u64) -> String {
     format!(
