@@ -38,6 +38,17 @@ pub struct KafkaSourceConfig {
     pub properties: BTreeMap<String, String>,
 }
 
+impl KafkaSourceConfig {
+    pub fn new(bootstrap_servers: impl Into<String>, topic: impl Into<String>, group_id: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            topic: topic.into(),
+            group_id: group_id.into(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
 fn default_group() -> String {
     "logpipe-indexer".into()
 }
@@ -55,6 +66,13 @@ pub struct ElasticsearchConfig {
     /// Per bulk request, in milliseconds.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_ms: u64,
+}
+
+impl ElasticsearchConfig {
+    /// No credentials, the system's CA roots, the default request timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), auth: None, ca_file: None, request_timeout_ms: default_request_timeout() }
+    }
 }
 
 fn default_request_timeout() -> u64 {

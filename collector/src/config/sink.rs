@@ -44,6 +44,20 @@ pub struct KafkaSinkConfig {
     pub properties: BTreeMap<String, String>,
 }
 
+impl KafkaSinkConfig {
+    /// A sink with default batching and compression and no further properties.
+    pub fn new(bootstrap_servers: impl Into<String>, topic: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            topic: topic.into(),
+            compression: Compression::default(),
+            linger_ms: default_linger_ms(),
+            batch_bytes: default_batch_bytes(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
 fn default_linger_ms() -> u32 {
     20
 }

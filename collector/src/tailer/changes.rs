@@ -62,7 +62,8 @@ fn base_dirs(include: &[String]) -> Vec<PathBuf> {
     dirs
 }
 
-fn base_dir(pattern: &Path) -> PathBuf {
+/// The leading components of a glob pattern that hold no glob syntax: the directory every match lies under.
+pub fn base_dir(pattern: &Path) -> PathBuf {
     let mut base = PathBuf::new();
     for c in pattern.components() {
         let literal = match c {

@@ -14,6 +14,7 @@ mod discover;
 mod file;
 mod fingerprint;
 
+pub use changes::base_dir as glob_base_dir;
 pub use fingerprint::{file_key, FileKey, UNKNOWN_FINGERPRINT};
 
 use changes::Changes;

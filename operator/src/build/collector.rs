@@ -1,0 +1,92 @@
+use super::pod::{self, Mount};
+use super::{labels, meta, selector_labels, Component};
+use crate::model::{paths, Pipeline};
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet};
+use k8s_openapi::api::core::v1::{
+    Container, EnvVar, EnvVarSource, HostPathVolumeSource, ObjectFieldSelector, PodSpec, PodTemplateSpec, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+pub(super) fn daemon_set(p: &Pipeline, owner: Option<&OwnerReference>, config_hash: &str) -> DaemonSet {
+    let (volumes, volume_mounts) = pod::split(mounts(p));
+    let container = Container {
+        name: "collector".into(),
+        image: Some(p.collector.image.clone()),
+        args: Some(vec!["agent".into(), "--config".into(), format!("{}/{}", paths::CONFIG_DIR, paths::AGENT_CONFIG)]),
+        env: Some(vec![EnvVar {
+            name: "NODE_NAME".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector { field_path: "spec.nodeName".into(), api_version: None }),
+                ..Default::default()
+            }),
+            value: None,
+        }]),
+        ports: Some(vec![pod::metrics_port()]),
+        liveness_probe: Some(pod::probe("/healthz", 30)),
+        readiness_probe: Some(pod::probe("/readyz", 10)),
+        resources: Some(p.collector.resources.clone()),
+        security_context: Some(pod::security_context(None)),
+        volume_mounts: Some(volume_mounts),
+        ..Default::default()
+    };
+    DaemonSet {
+        metadata: meta(p, p.name.collector(), Component::Collector, owner),
+        spec: Some(DaemonSetSpec {
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(p, Component::Collector)),
+                ..Default::default()
+            },
+            update_strategy: Some(DaemonSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDaemonSet {
+                    max_unavailable: Some(IntOrString::Int(1)),
+                    ..Default::default()
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(pod::template_meta(labels(p, Component::Collector), config_hash)),
+                spec: Some(PodSpec {
+                    service_account_name: Some(p.name.collector()),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    tolerations: Some(p.collector.tolerations.clone()),
+                    node_selector: non_empty(&p.collector.node_selector),
+                    priority_class_name: p.collector.priority_class_name.clone(),
+                    termination_grace_period_seconds: Some(30),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn mounts(p: &Pipeline) -> Vec<Mount> {
+    let mut mounts = vec![pod::config(p.name.collector())];
+    for (n, dir) in p.host_paths.iter().enumerate() {
+        mounts.push(pod::read_only(host_path(&format!("logs-{n}"), dir, None), dir));
+    }
+    // Checkpoints live on the node so a new pod resumes where the last one's Kafka acknowledgements ended.
+    let state = host_path("state", &p.state_dir, Some("DirectoryOrCreate"));
+    let mount = VolumeMount { name: state.name.clone(), mount_path: paths::STATE_DIR.into(), ..Default::default() };
+    mounts.push(Mount { volume: state, mount });
+    mounts.extend(pod::kafka_secrets(&p.secrets));
+    mounts
+}
+
+fn host_path(name: &str, path: &str, type_: Option<&str>) -> Volume {
+    Volume {
+        name: name.into(),
+        host_path: Some(HostPathVolumeSource { path: path.into(), type_: type_.map(Into::into) }),
+        ..Default::default()
+    }
+}
+
+pub(super) fn non_empty(
+    map: &std::collections::BTreeMap<String, String>,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    (!map.is_empty()).then(|| map.clone())
+}

@@ -1,0 +1,47 @@
+use super::{meta, Component};
+use crate::model::{paths, Pipeline};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+pub(super) struct Maps {
+    pub collector: ConfigMap,
+    pub indexer: ConfigMap,
+}
+
+pub(super) fn build(p: &Pipeline, owner: Option<&OwnerReference>) -> Maps {
+    Maps {
+        collector: config_map(p, Component::Collector, paths::AGENT_CONFIG, yaml(&p.agent_config), owner),
+        indexer: config_map(p, Component::Indexer, paths::INDEXER_CONFIG, yaml(&p.indexer_config), owner),
+    }
+}
+
+fn yaml<T: serde::Serialize>(config: &T) -> String {
+    // The config types serialize plain structs, strings, numbers and maps: serde_yaml cannot fail on them.
+    serde_yaml::to_string(config).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+}
+
+fn config_map(p: &Pipeline, c: Component, key: &str, text: String, owner: Option<&OwnerReference>) -> ConfigMap {
+    let name = match c {
+        Component::Collector => p.name.collector(),
+        Component::Indexer => p.name.indexer(),
+    };
+    ConfigMap {
+        metadata: meta(p, name, c, owner),
+        data: Some(BTreeMap::from([(key.to_owned(), text)])),
+        ..Default::default()
+    }
+}
+
+/// The config text: a change to it changes nothing in the pod template but this hash, which rolls the pods.
+pub(super) fn hash(map: &ConfigMap) -> String {
+    let mut h = Sha256::new();
+    for (key, value) in map.data.iter().flatten() {
+        h.update(key.as_bytes());
+        h.update([0]);
+        h.update(value.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,165 @@
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use kube::runtime::events::{Recorder, Reporter};
+use logpipe_operator::leader::{Elector, LeaseConfig};
+use logpipe_operator::metrics::Metrics;
+use logpipe_operator::reconcile::{self, Context};
+use logpipe_operator::validate::Defaults;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const DEFAULT_COLLECTOR_IMAGE: &str = concat!("ghcr.io/logpipe/logpipe-collector:", env!("CARGO_PKG_VERSION"));
+
+#[derive(Parser)]
+#[command(name = "logpipe-operator", version, about = "Reconciles LogPipeline resources")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller against the cluster of the pod or of KUBECONFIG.
+    Run(RunArgs),
+    /// Print the manifests a LogPipeline file becomes, without a cluster.
+    Render {
+        /// A LogPipeline manifest (YAML).
+        #[arg(short, long)]
+        file: PathBuf,
+        #[arg(long, env = "LOGPIPE_COLLECTOR_IMAGE", default_value = DEFAULT_COLLECTOR_IMAGE)]
+        collector_image: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Image of collectors and indexers when a LogPipeline names none.
+    #[arg(long, env = "LOGPIPE_COLLECTOR_IMAGE", default_value = DEFAULT_COLLECTOR_IMAGE)]
+    collector_image: String,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    http_listen: String,
+    /// Hold a Lease while reconciling, so several replicas can run (one active).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    #[arg(long, default_value = "logpipe-operator")]
+    lease_name: String,
+    /// This replica's name in the lease. Default: the pod name, else the host name and process id.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Seconds a lease holds without renewal.
+    #[arg(long, default_value_t = 15)]
+    lease_seconds: u64,
+    /// Reconcile the LogPipelines of this namespace only. Default: every namespace.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// `json` or `text`.
+    #[arg(long, default_value = "json")]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Render { file, collector_image } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let out = logpipe_operator::render::render(&text, &Defaults { collector_image })?;
+            print!("{out}");
+            Ok(())
+        }
+        Command::Run(args) => run(args).await,
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logs(&args.log_format);
+    let client = kube::Client::try_default().await.context("connecting to the Kubernetes API")?;
+    let metrics = Arc::new(Metrics::default());
+    let listener = tokio::net::TcpListener::bind(&args.http_listen)
+        .await
+        .with_context(|| format!("listening on {}", args.http_listen))?;
+    tokio::spawn(logpipe_collector::http::serve(listener, Arc::clone(&metrics)));
+    metrics.set_started();
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let elector = args.leader_election.then(|| {
+        let config = LeaseConfig {
+            namespace: args.lease_namespace.clone(),
+            name: args.lease_name.clone(),
+            identity: identity.clone(),
+            duration: Duration::from_secs(args.lease_seconds),
+        };
+        Elector::new(client.clone(), config)
+    });
+    if let Some(elector) = &elector {
+        tracing::info!(%identity, "waiting for the leader lease");
+        elector.acquire().await?;
+    }
+    metrics.set_leader(true);
+    tracing::info!(%identity, "reconciling LogPipelines");
+    let reporter = Reporter { controller: "logpipe-operator".into(), instance: Some(identity) };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        defaults: Defaults { collector_image: args.collector_image },
+        metrics: Arc::clone(&metrics),
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let namespace = args.namespace.clone();
+    let controller = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        reconcile::run(ctx, namespace.as_deref(), stopped).await;
+    });
+    let outcome = tokio::select! {
+        _ = shutdown_signal() => Ok(()),
+        lost = hold(elector.as_ref()) => Err(lost),
+    };
+    let _ = stop.send(());
+    let _ = controller.await;
+    if let Some(elector) = &elector {
+        elector.release().await;
+    }
+    // Losing the lease ends the process: the pod restarts as a standby rather than reconcile next to a new leader.
+    outcome.map_err(anyhow::Error::from)
+}
+
+async fn hold(elector: Option<&Elector>) -> logpipe_operator::leader::LeaderError {
+    match elector {
+        Some(e) => e.hold().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), std::process::id())
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "text" {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}

@@ -1,0 +1,89 @@
+//! A pipeline after validation: every default resolved, the collector's and the indexer's configs rendered.
+//! The builders turn it into Kubernetes objects without further checks.
+
+use crate::names::PipelineName;
+use k8s_openapi::api::core::v1::{ResourceRequirements, SecretKeySelector, Toleration};
+use logpipe_collector::config::{AgentConfig, IndexerConfig};
+use std::collections::BTreeMap;
+
+/// Where the pods find what the operator mounts; the rendered configs refer to these paths.
+pub mod paths {
+    pub const CONFIG_DIR: &str = "/etc/logpipe/config";
+    pub const AGENT_CONFIG: &str = "agent.yaml";
+    pub const INDEXER_CONFIG: &str = "indexer.yaml";
+    pub const STATE_DIR: &str = "/var/lib/logpipe";
+    pub const KAFKA_CA_DIR: &str = "/etc/logpipe/kafka-ca";
+    pub const KAFKA_SASL_DIR: &str = "/etc/logpipe/kafka-sasl";
+    pub const ES_CREDENTIALS_DIR: &str = "/etc/logpipe/es-credentials";
+    pub const ES_CA_DIR: &str = "/etc/logpipe/es-ca";
+    pub const CA_FILE: &str = "ca.crt";
+    pub const METRICS_PORT: i32 = 2020;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    pub name: PipelineName,
+    pub kafka: KafkaTarget,
+    pub topic: Topic,
+    pub collector: Workload,
+    pub indexer: Workload,
+    pub agent_config: AgentConfig,
+    pub indexer_config: IndexerConfig,
+    /// Node directories mounted read-only into the collector.
+    pub host_paths: Vec<String>,
+    /// Node directory of the collector's checkpoints.
+    pub state_dir: String,
+    pub secrets: SecretMounts,
+}
+
+/// The Kafka cluster the pipeline uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaTarget {
+    pub bootstrap_servers: String,
+    /// librdkafka properties for TLS and SASL; credentials as `${file:}` references to the mounted Secret.
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    pub name: String,
+    pub dead_letter: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub retention_ms: i64,
+    pub delete_on_removal: bool,
+}
+
+/// What the pods of one component run with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub image: String,
+    pub replicas: i32,
+    pub resources: ResourceRequirements,
+    pub tolerations: Vec<Toleration>,
+    pub node_selector: BTreeMap<String, String>,
+    pub priority_class_name: Option<String>,
+}
+
+/// Secrets the pods mount; the configs hold only paths into them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SecretMounts {
+    pub kafka_ca: Option<SecretKeySelector>,
+    pub kafka_sasl: Option<SaslSecret>,
+    pub es_credentials: Option<EsCredentialsSecret>,
+    pub es_ca: Option<SecretKeySelector>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslSecret {
+    pub secret_name: String,
+    pub username_key: String,
+    pub password_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EsCredentialsSecret {
+    pub secret_name: String,
+    /// The Secret keys mounted, in the order the config refers to them (`username`, `password` or `id`, `api_key`).
+    pub keys: [&'static str; 2],
+}

@@ -1,0 +1,68 @@
+//! Names of everything a pipeline owns, derived from its namespace and name in one place.
+
+use std::fmt;
+
+/// Longest LogPipeline name: derived names (`<name>-collector-xxxxx` pods, label values) must fit 63 characters.
+pub const MAX_NAME_LEN: usize = 40;
+
+/// A LogPipeline's namespace and name, checked to leave room for the names derived from it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PipelineName {
+    namespace: String,
+    name: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("metadata.name: {name:?} is longer than {MAX_NAME_LEN} characters, too long for the names derived from it")]
+pub struct NameTooLong {
+    pub name: String,
+}
+
+impl PipelineName {
+    pub fn new(namespace: &str, name: &str) -> Result<Self, NameTooLong> {
+        if name.len() > MAX_NAME_LEN {
+            return Err(NameTooLong { name: name.into() });
+        }
+        Ok(Self { namespace: namespace.into(), name: name.into() })
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// DaemonSet, ServiceAccount and ConfigMap of the collector.
+    pub fn collector(&self) -> String {
+        format!("{}-collector", self.name)
+    }
+
+    /// Deployment, ServiceAccount and ConfigMap of the indexer.
+    pub fn indexer(&self) -> String {
+        format!("{}-indexer", self.name)
+    }
+
+    /// ClusterRole and ClusterRoleBinding of the collector: cluster-scoped, so the namespace is part of the name.
+    pub fn collector_cluster_role(&self) -> String {
+        format!("logpipe-{}-{}-collector", self.namespace, self.name)
+    }
+
+    /// The topic when the spec names none, and the indexers' consumer group.
+    pub fn default_topic(&self) -> String {
+        format!("logpipe.{}.{}", self.namespace, self.name)
+    }
+
+    /// The node directory of the collector's checkpoints when the spec names none; one per pipeline, so two
+    /// pipelines on a node never share checkpoints.
+    pub fn default_state_dir(&self) -> String {
+        format!("/var/lib/logpipe/{}-{}", self.namespace, self.name)
+    }
+}
+
+impl fmt::Display for PipelineName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}

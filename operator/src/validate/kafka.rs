@@ -1,0 +1,88 @@
+use super::Invalid;
+use crate::crd::{KafkaSpec, TopicSpec};
+use crate::model::{paths, KafkaTarget, SaslSecret, Topic};
+use crate::names::PipelineName;
+use k8s_openapi::api::core::v1::SecretKeySelector;
+use std::collections::BTreeMap;
+
+/// Secrets the Kafka connection needs mounted.
+pub(super) struct KafkaSecrets {
+    pub ca: Option<SecretKeySelector>,
+    pub sasl: Option<SaslSecret>,
+}
+
+/// The cluster to use and the librdkafka properties to reach it.
+pub(super) fn target(spec: &KafkaSpec) -> Result<(KafkaTarget, KafkaSecrets), Invalid> {
+    let external = match (&spec.external, &spec.managed) {
+        (Some(external), None) => external,
+        (None, Some(_)) => {
+            return Err(Invalid::new(
+                "spec.kafka.managed",
+                "this version of the operator cannot run Kafka itself yet; use spec.kafka.external",
+            ))
+        }
+        _ => return Err(Invalid::new("spec.kafka", "set exactly one of external and managed")),
+    };
+    let servers: Vec<&str> = external.bootstrap_servers.split(',').map(str::trim).collect();
+    if let Some(bad) = servers.iter().find(|s| !valid_host_port(s)) {
+        return Err(Invalid::new("spec.kafka.external.bootstrapServers", format!("{bad:?} is not host:port")));
+    }
+    let mut properties = BTreeMap::new();
+    let tls = external.tls.is_some();
+    let protocol = match (tls, external.sasl.is_some()) {
+        (false, false) => None,
+        (true, false) => Some("SSL"),
+        (false, true) => Some("SASL_PLAINTEXT"),
+        (true, true) => Some("SASL_SSL"),
+    };
+    if let Some(protocol) = protocol {
+        properties.insert("security.protocol".into(), protocol.into());
+    }
+    let ca = external.tls.as_ref().and_then(|t| t.ca_secret.clone());
+    if ca.is_some() {
+        properties.insert("ssl.ca.location".into(), format!("{}/{}", paths::KAFKA_CA_DIR, paths::CA_FILE));
+    }
+    let sasl = external.sasl.as_ref().map(|s| {
+        properties.insert("sasl.mechanism".into(), s.mechanism.as_str().into());
+        properties.insert("sasl.username".into(), format!("${{file:{}/username}}", paths::KAFKA_SASL_DIR));
+        properties.insert("sasl.password".into(), format!("${{file:{}/password}}", paths::KAFKA_SASL_DIR));
+        SaslSecret {
+            secret_name: s.secret_name.clone(),
+            username_key: s.username_key.clone().unwrap_or_else(|| "username".into()),
+            password_key: s.password_key.clone().unwrap_or_else(|| "password".into()),
+        }
+    });
+    let target = KafkaTarget { bootstrap_servers: servers.join(","), properties };
+    Ok((target, KafkaSecrets { ca, sasl }))
+}
+
+fn valid_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+pub(super) fn topic(name: &PipelineName, spec: &TopicSpec) -> Result<Topic, Invalid> {
+    let topic = spec.name.clone().unwrap_or_else(|| name.default_topic());
+    let partitions = spec.partitions.unwrap_or(6);
+    let replication_factor = spec.replication_factor.unwrap_or(3);
+    let retention_hours = spec.retention_hours.unwrap_or(72);
+    if partitions < 1 {
+        return Err(Invalid::new("spec.kafka.topic.partitions", "must be at least 1"));
+    }
+    if replication_factor < 1 {
+        return Err(Invalid::new("spec.kafka.topic.replicationFactor", "must be at least 1"));
+    }
+    if retention_hours < 1 {
+        return Err(Invalid::new("spec.kafka.topic.retentionHours", "must be at least 1"));
+    }
+    Ok(Topic {
+        dead_letter: spec.dead_letter_name.clone().unwrap_or_else(|| format!("{topic}.dead-letter")),
+        name: topic,
+        partitions,
+        replication_factor,
+        retention_ms: retention_hours * 3_600_000,
+        delete_on_removal: spec.delete_on_removal,
+    })
+}

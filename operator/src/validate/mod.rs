@@ -1,0 +1,129 @@
+//! Checks a LogPipeline's spec and resolves it into a [`Pipeline`]; pure, so every rule is table-tested.
+//! The collector's and the indexer's configs are rendered here and checked by the collector's own rules, so a spec
+//! the operator accepts is one the collector accepts.
+
+mod config;
+mod kafka;
+
+use crate::crd::{LogPipeline, LogPipelineSpec};
+use crate::model::{Pipeline, Workload};
+use crate::names::PipelineName;
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use std::collections::BTreeMap;
+
+/// Settings of the operator that fill in what a spec leaves out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
+    /// The logpipe-collector image for collectors and indexers.
+    pub collector_image: String,
+}
+
+/// What the fetch step learnt from the Kafka cluster the spec names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub broker_count: usize,
+}
+
+/// Why a spec cannot be rolled out: the field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Invalid {
+    pub field: String,
+    pub reason: String,
+}
+
+impl Invalid {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { field: field.into(), reason: reason.into() }
+    }
+}
+
+/// Everything that can be checked from the spec alone.
+pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Invalid> {
+    let namespace = lp.metadata.namespace.as_deref().unwrap_or("default");
+    let name = lp.metadata.name.as_deref().ok_or_else(|| Invalid::new("metadata.name", "is required"))?;
+    let name = PipelineName::new(namespace, name).map_err(|e| Invalid::new("metadata.name", e.to_string()))?;
+    let spec = &lp.spec;
+    let (kafka, kafka_secrets) = kafka::target(&spec.kafka)?;
+    let topic = kafka::topic(&name, &spec.kafka.topic)?;
+    let secrets = config::secret_mounts(spec, kafka_secrets)?;
+    let agent_config = config::agent(spec, &kafka, &topic)?;
+    let indexer_config = config::indexer(&name, spec, &kafka, &topic, &secrets)?;
+    Ok(Pipeline {
+        collector: collector_workload(spec, defaults)?,
+        indexer: indexer_workload(spec, defaults)?,
+        host_paths: config::host_paths(&spec.collector, &agent_config)?,
+        state_dir: spec.collector.state_dir.clone().unwrap_or_else(|| name.default_state_dir()),
+        name,
+        kafka,
+        topic,
+        agent_config,
+        indexer_config,
+        secrets,
+    })
+}
+
+/// What depends on the Kafka cluster the spec points at.
+pub fn against_cluster(p: &Pipeline, observed: &Observed) -> Result<(), Invalid> {
+    let brokers = observed.broker_count;
+    if p.topic.replication_factor as usize > brokers {
+        return Err(Invalid::new(
+            "spec.kafka.topic.replicationFactor",
+            format!("{} is more than the {brokers} broker(s) of the Kafka cluster", p.topic.replication_factor),
+        ));
+    }
+    Ok(())
+}
+
+fn collector_workload(spec: &LogPipelineSpec, defaults: &Defaults) -> Result<Workload, Invalid> {
+    let c = &spec.collector;
+    Ok(Workload {
+        image: image("spec.collector.image", c.image.as_ref(), defaults)?,
+        replicas: 1,
+        resources: c.resources.clone().unwrap_or_else(|| resources("50m", "64Mi", "512Mi")),
+        // A node whose logs are not collected is a silent gap: tolerate every taint unless told otherwise.
+        tolerations: c
+            .tolerations
+            .clone()
+            .unwrap_or_else(|| vec![Toleration { operator: Some("Exists".into()), ..Default::default() }]),
+        node_selector: c.node_selector.clone(),
+        priority_class_name: c.priority_class_name.clone(),
+    })
+}
+
+fn indexer_workload(spec: &LogPipelineSpec, defaults: &Defaults) -> Result<Workload, Invalid> {
+    let i = &spec.indexer;
+    let replicas = i.replicas.unwrap_or(2);
+    if replicas < 0 {
+        return Err(Invalid::new("spec.indexer.replicas", "must not be negative"));
+    }
+    Ok(Workload {
+        image: image("spec.indexer.image", i.image.as_ref(), defaults)?,
+        replicas,
+        resources: i.resources.clone().unwrap_or_else(|| resources("100m", "128Mi", "1Gi")),
+        tolerations: i.tolerations.clone().unwrap_or_default(),
+        node_selector: i.node_selector.clone(),
+        priority_class_name: None,
+    })
+}
+
+fn image(field: &str, image: Option<&String>, defaults: &Defaults) -> Result<String, Invalid> {
+    let image = image.unwrap_or(&defaults.collector_image);
+    if image.trim().is_empty() || image.contains(char::is_whitespace) {
+        return Err(Invalid::new(field, format!("{image:?} is not an image reference")));
+    }
+    Ok(image.clone())
+}
+
+fn resources(cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.to_owned());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([("cpu".to_owned(), q(cpu)), ("memory".to_owned(), q(memory))])),
+        limits: Some(BTreeMap::from([("memory".to_owned(), q(memory_limit))])),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

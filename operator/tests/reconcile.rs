@@ -1,0 +1,215 @@
+//! The reconciler against the real kube-apiserver (with the controller-manager, for DaemonSet pods and garbage
+//! collection) and the Kafka-protocol test broker.
+
+mod support;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Resource, ResourceExt};
+use logpipe_operator::build::CONFIG_HASH_ANNOTATION;
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::ClientConfig;
+use serde_json::json;
+use support::{pipeline, Operator, TIMEOUT};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_create_roll_out_change_delete() {
+    let mut op = Operator::start("op-life").await;
+    let name = logpipe_tests::unique_name("lp");
+    let node = register_node(&op, &name).await;
+    op.apply(pipeline(&name, &name)).await;
+    op.condition(&name, "ConfigValid", "True").await;
+    let lp = op.pipelines.get(&name).await.unwrap();
+    let uid = lp.uid().unwrap();
+
+    // Every namespaced child is owned by the pipeline; the cluster-scoped RBAC is read-only on pods and namespaces.
+    let ns = &op.namespace;
+    let owned = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.owner_references.iter().flatten().any(|o| o.uid == uid && o.controller == Some(true))
+    };
+    for sa in [format!("{name}-collector"), format!("{name}-indexer")] {
+        assert!(owned(Api::<ServiceAccount>::namespaced(op.client.clone(), ns).get(&sa).await.unwrap().meta()));
+        assert!(owned(Api::<ConfigMap>::namespaced(op.client.clone(), ns).get(&sa).await.unwrap().meta()));
+    }
+    let ds = Api::<DaemonSet>::namespaced(op.client.clone(), ns).get(&format!("{name}-collector")).await.unwrap();
+    assert!(owned(ds.meta()));
+    let deploy = Api::<Deployment>::namespaced(op.client.clone(), ns).get(&format!("{name}-indexer")).await.unwrap();
+    assert!(owned(deploy.meta()));
+    let role_name = format!("logpipe-{ns}-{name}-collector");
+    let role = Api::<ClusterRole>::all(op.client.clone()).get(&role_name).await.unwrap();
+    let rules = role.rules.unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
+    assert_eq!(rules[0].resources.as_deref().unwrap(), ["pods", "namespaces"]);
+    Api::<ClusterRoleBinding>::all(op.client.clone()).get(&role_name).await.unwrap();
+
+    // The topics exist in Kafka with the spec's partitions.
+    let topic = format!("{name}-logs");
+    assert_eq!(kafka_partitions(&topic), Some(2));
+    assert_eq!(kafka_partitions(&format!("{topic}.dead-letter")), Some(1));
+    op.condition(&name, "KafkaReady", "True").await;
+    wait_event(&op, &name, "TopicCreated").await;
+    wait_event(&op, &name, "RolledOut").await;
+
+    // Pods the controllers created become ready (no kubelet here: the test plays its part), and so does the pipeline.
+    make_pods_ready(&op, &name, "collector").await;
+    make_pods_ready(&op, &name, "indexer").await;
+    op.condition(&name, "Ready", "True").await;
+    let status = op.pipelines.get(&name).await.unwrap().status.unwrap();
+    assert_eq!(status.collector.unwrap().summary, "1/1");
+    assert_eq!(status.indexer.unwrap().summary, "1/1");
+
+    // A spec change renders a new config and a new hash, which rolls the collector pods.
+    let hash_before = template_hash(&ds);
+    let mut changed = pipeline(&name, &name);
+    changed["spec"]["collector"]["multiline"] = json!({"start": "^\\S"});
+    op.apply(changed).await;
+    let ds_api = Api::<DaemonSet>::namespaced(op.client.clone(), ns);
+    let ds = logpipe_tests::wait_for("the collector's config hash to change", TIMEOUT, || async {
+        let ds = ds_api.get(&format!("{name}-collector")).await.ok()?;
+        (template_hash(&ds) != hash_before).then_some(ds)
+    })
+    .await;
+    let cm = Api::<ConfigMap>::namespaced(op.client.clone(), ns).get(&format!("{name}-collector")).await.unwrap();
+    assert!(cm.data.unwrap()["agent.yaml"].contains("start: ^\\S"));
+    let deploy_after =
+        Api::<Deployment>::namespaced(op.client.clone(), ns).get(&format!("{name}-indexer")).await.unwrap();
+    assert_eq!(
+        template_hash_deploy(&deploy),
+        template_hash_deploy(&deploy_after),
+        "the indexer's config did not change"
+    );
+    assert!(ds.metadata.generation > Some(1));
+
+    // Deletion: the finalizer removes the cluster-scoped RBAC and the topics; garbage collection the rest.
+    op.pipelines.delete(&name, &DeleteParams::default()).await.unwrap();
+    logpipe_tests::wait_for("the pipeline to be gone", TIMEOUT, || async {
+        op.pipelines.get_opt(&name).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(Api::<ClusterRole>::all(op.client.clone()).get_opt(&role_name).await.unwrap().is_none());
+    assert!(Api::<ClusterRoleBinding>::all(op.client.clone()).get_opt(&role_name).await.unwrap().is_none());
+    assert_eq!(kafka_partitions(&topic), None);
+    logpipe_tests::wait_for("garbage collection of the children", TIMEOUT, || async {
+        let ds = ds_api.get_opt(&format!("{name}-collector")).await.ok()?;
+        let cms = Api::<ConfigMap>::namespaced(op.client.clone(), ns).list(&ListParams::default()).await.ok()?;
+        let ours = cms.items.iter().filter(|c| c.name_any().starts_with(&name)).count();
+        (ds.is_none() && ours == 0).then_some(())
+    })
+    .await;
+    op.stop().await;
+    Api::<Node>::all(op.client.clone()).delete(&node, &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_spec_is_reported_and_the_running_children_stay() {
+    let mut op = Operator::start("op-invalid").await;
+    let (a, b) = (logpipe_tests::unique_name("lpa"), logpipe_tests::unique_name("lpb"));
+    op.apply(pipeline(&a, &a)).await;
+    op.condition(&a, "ConfigValid", "True").await;
+    let ds_api = Api::<DaemonSet>::namespaced(op.client.clone(), &op.namespace);
+    let before = ds_api.get(&format!("{a}-collector")).await.unwrap();
+
+    let mut broken = pipeline(&a, &a);
+    broken["spec"]["indexer"]["processors"] = json!([{"type": "explode", "field": "message"}]);
+    op.apply(broken).await;
+    let message = op.condition(&a, "ConfigValid", "False").await;
+    assert!(message.contains("spec.indexer.processors[0]") && message.contains("explode"), "{message}");
+    let ready = op.condition(&a, "Ready", "False").await;
+    assert!(ready.contains("left as they were"), "{ready}");
+    wait_event(&op, &a, "InvalidSpec").await;
+    let after = ds_api.get(&format!("{a}-collector")).await.unwrap();
+    assert_eq!(before.metadata.generation, after.metadata.generation, "the collector was left untouched");
+    assert_eq!(template_hash(&before), template_hash(&after));
+
+    // The operator goes on with other pipelines.
+    op.apply(pipeline(&b, &b)).await;
+    op.condition(&b, "ConfigValid", "True").await;
+
+    // What only the Kafka cluster can tell: the test broker is a single broker.
+    let mut too_many = pipeline(&a, &a);
+    too_many["spec"]["kafka"]["topic"]["replicationFactor"] = json!(3);
+    op.apply(too_many).await;
+    let message = op.condition(&a, "ConfigValid", "False").await;
+    assert!(message.contains("replicationFactor") && message.contains("1 broker"), "{message}");
+
+    // Fixed, it rolls out again.
+    op.apply(pipeline(&a, &a)).await;
+    op.condition(&a, "ConfigValid", "True").await;
+    for name in [&a, &b] {
+        op.pipelines.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    logpipe_tests::wait_for("both pipelines to be cleaned up", TIMEOUT, || async {
+        let left = op.pipelines.list(&ListParams::default()).await.ok()?;
+        left.items.is_empty().then_some(())
+    })
+    .await;
+    op.stop().await;
+}
+
+/// A Node the collector DaemonSet selects (by a label no other test's pipeline uses).
+async fn register_node(op: &Operator, label: &str) -> String {
+    let node: Node = serde_json::from_value(json!({
+        "metadata": {"name": label, "labels": {"logpipe.dev/test-node": label}},
+    }))
+    .unwrap();
+    Api::<Node>::all(op.client.clone()).create(&PostParams::default(), &node).await.unwrap();
+    label.to_owned()
+}
+
+/// Marks the component's pods Ready, as a kubelet would once their containers pass the readiness probe.
+async fn make_pods_ready(op: &Operator, name: &str, component: &str) {
+    let pods = Api::<Pod>::namespaced(op.client.clone(), &op.namespace);
+    let selector = format!("app.kubernetes.io/instance={name},app.kubernetes.io/component={component}");
+    let list = logpipe_tests::wait_for(&format!("{component} pods"), TIMEOUT, || async {
+        let list = pods.list(&ListParams::default().labels(&selector)).await.ok()?;
+        (!list.items.is_empty()).then_some(list)
+    })
+    .await;
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    for pod in list.items {
+        let status = json!({"status": {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+        ]}});
+        pods.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    }
+}
+
+async fn wait_event(op: &Operator, name: &str, reason: &str) {
+    let events = Api::<Event>::namespaced(op.client.clone(), &op.namespace);
+    logpipe_tests::wait_for(&format!("a {reason} event for {name}"), TIMEOUT, || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        let regarding = |e: &Event| e.regarding.as_ref().and_then(|r| r.name.clone());
+        list.items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some(reason) && regarding(e).as_deref() == Some(name))
+            .then_some(())
+    })
+    .await;
+}
+
+fn template_hash(ds: &DaemonSet) -> String {
+    let template = &ds.spec.as_ref().unwrap().template;
+    template.metadata.as_ref().unwrap().annotations.as_ref().unwrap()[CONFIG_HASH_ANNOTATION].clone()
+}
+
+fn template_hash_deploy(d: &Deployment) -> String {
+    let template = &d.spec.as_ref().unwrap().template;
+    template.metadata.as_ref().unwrap().annotations.as_ref().unwrap()[CONFIG_HASH_ANNOTATION].clone()
+}
+
+/// Partitions of `topic` in the test broker; none when it does not exist.
+fn kafka_partitions(topic: &str) -> Option<usize> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", logpipe_tests::kafka_bootstrap())
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .unwrap();
+    let metadata = producer.client().fetch_metadata(Some(topic), std::time::Duration::from_secs(10)).unwrap();
+    let t = metadata.topics().iter().find(|t| t.name() == topic)?;
+    (t.error().is_none() && !t.partitions().is_empty()).then(|| t.partitions().len())
+}

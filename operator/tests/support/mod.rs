@@ -1,0 +1,112 @@
+//! An operator running in-process against the test kube-apiserver, scoped to a namespace of its own so tests can
+//! run side by side, and helpers to watch what it does.
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Api, Client};
+use logpipe_operator::crd::LogPipeline;
+use logpipe_operator::metrics::Metrics;
+use logpipe_operator::reconcile::{self, Context};
+use logpipe_operator::validate::Defaults;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Operator {
+    pub client: Client,
+    pub namespace: String,
+    pub pipelines: Api<LogPipeline>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Operator {
+    /// Installs the CRD from `crds/`, creates a namespace, and starts the controller for it.
+    pub async fn start(prefix: &str) -> Operator {
+        let client = logpipe_tests::kube_client().await;
+        install_crd(&client).await;
+        let namespace = logpipe_tests::unique_name(prefix);
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+        let ctx = Arc::new(Context {
+            client: client.clone(),
+            recorder: Recorder::new(client.clone(), Reporter { controller: "logpipe-operator".into(), instance: None }),
+            defaults: Defaults { collector_image: "logpipe/collector:test".into() },
+            metrics: Arc::new(Metrics::default()),
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let ns = namespace.clone();
+        let task = tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stopped.await;
+            };
+            reconcile::run(ctx, Some(&ns), stopped).await;
+        });
+        let pipelines = Api::namespaced(client.clone(), &namespace);
+        Operator { client, namespace, pipelines, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops the controller (as a crash would, from the cluster's point of view: nothing is cleaned up).
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    pub async fn apply(&self, pipeline: serde_json::Value) {
+        let name = pipeline["metadata"]["name"].as_str().unwrap().to_owned();
+        let params = PatchParams::apply("test").force();
+        self.pipelines.patch(&name, &params, &Patch::Apply(&pipeline)).await.unwrap();
+    }
+
+    /// Waits until the pipeline's condition `kind` has `status`, and returns its message.
+    pub async fn condition(&self, name: &str, kind: &str, status: &str) -> String {
+        let what = format!("{name}: condition {kind}={status}");
+        logpipe_tests::wait_for(&what, TIMEOUT, || async {
+            let lp = self.pipelines.get(name).await.ok()?;
+            let generation = lp.metadata.generation;
+            let status_ = lp.status?;
+            let c = status_.conditions.iter().find(|c| c.type_ == kind)?;
+            (c.status == status && status_.observed_generation == generation).then(|| c.message.clone())
+        })
+        .await
+    }
+}
+
+/// A pipeline against the test Kafka and Elasticsearch (loopback), one broker, so replication factor 1.
+pub fn pipeline(name: &str, node_label: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "logpipe.dev/v1alpha1",
+        "kind": "LogPipeline",
+        "metadata": {"name": name},
+        "spec": {
+            "collector": {"nodeSelector": {"logpipe.dev/test-node": node_label}},
+            "kafka": {
+                "external": {"bootstrapServers": logpipe_tests::kafka_bootstrap()},
+                "topic": {"name": format!("{name}-logs"), "partitions": 2, "replicationFactor": 1, "deleteOnRemoval": true}
+            },
+            "indexer": {"replicas": 1, "elasticsearch": {"url": logpipe_tests::elasticsearch_url()}}
+        }
+    })
+}
+
+async fn install_crd(client: &Client) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/logpipeline.yaml");
+    let crd: CustomResourceDefinition = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let name = crd.metadata.name.clone().unwrap();
+    api.patch(&name, &PatchParams::apply("logpipe-tests").force(), &Patch::Apply(&crd)).await.unwrap();
+    logpipe_tests::wait_for("the LogPipeline CRD to be established", TIMEOUT, || async {
+        let crd = api.get(&name).await.ok()?;
+        let established = crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+        established.then_some(())
+    })
+    .await;
+}
