@@ -9,7 +9,7 @@ mod sink;
 pub use agent::{AgentConfig, MultilineConfig, ParseConfig, ReadFrom, TailConfig};
 pub use indexer::{BulkConfig, ElasticsearchConfig, EsAuth, IndexConfig, IndexerConfig, KafkaSourceConfig};
 pub use kubernetes::{FilterConfig, KubernetesConfig, MetadataMode, DEFAULT_OPT_OUT_ANNOTATION};
-pub use sink::{Compression, FileSinkConfig, KafkaSinkConfig, SinkConfig};
+pub use sink::{check_topic, Compression, FileSinkConfig, KafkaSinkConfig, SinkConfig};
 
 use std::path::{Path, PathBuf};
 

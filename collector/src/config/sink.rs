@@ -106,7 +106,7 @@ impl Validate for SinkConfig {
 }
 
 /// Kafka's rules for topic names.
-pub(super) fn check_topic(field: &'static str, topic: &str) -> Result<(), (&'static str, String)> {
+pub fn check_topic(field: &'static str, topic: &str) -> Result<(), (&'static str, String)> {
     if topic.is_empty() || topic.len() > 249 {
         return Err((field, "must be 1 to 249 characters".into()));
     }

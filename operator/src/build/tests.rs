@@ -1,1 +1,129 @@
+use super::*;
+use crate::crd::LogPipeline;
+use crate::validate::{validate, Defaults};
+use logpipe_collector::config::{AgentConfig, IndexerConfig};
+use serde_json::{json, Value};
 
+fn pipeline(spec_patch: impl FnOnce(&mut Value)) -> Pipeline {
+    let mut v = json!({
+        "apiVersion": "logpipe.dev/v1alpha1",
+        "kind": "LogPipeline",
+        "metadata": {"name": "web", "namespace": "logging"},
+        "spec": {
+            "kafka": {"external": {"bootstrapServers": "kafka:9092", "sasl": {"mechanism": "PLAIN", "secretName": "ku"}}},
+            "indexer": {"elasticsearch": {"url": "https://es:9200", "credentials": {"type": "apiKey", "secretName": "esk"},
+                        "caSecret": {"name": "es-ca", "key": "tls.crt"}}}
+        }
+    });
+    spec_patch(&mut v["spec"]);
+    let lp: LogPipeline = serde_json::from_value(v).unwrap();
+    validate(&lp, &Defaults { collector_image: "img:1".into() }).unwrap()
+}
+
+fn owner() -> OwnerReference {
+    OwnerReference {
+        api_version: "logpipe.dev/v1alpha1".into(),
+        kind: "LogPipeline".into(),
+        name: "web".into(),
+        uid: "uid-1".into(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn hashes(d: &Desired) -> (String, String) {
+    let hash =
+        |m: &Option<ObjectMeta>| m.as_ref().unwrap().annotations.as_ref().unwrap()[CONFIG_HASH_ANNOTATION].clone();
+    (
+        hash(&d.daemon_set.spec.as_ref().unwrap().template.metadata),
+        hash(&d.deployment.spec.as_ref().unwrap().template.metadata),
+    )
+}
+
+#[test]
+fn namespaced_children_are_owned_and_cluster_ones_are_labelled() {
+    let d = build(&pipeline(|_| {}), Some(&owner()));
+    let metas = d
+        .service_accounts
+        .iter()
+        .map(|s| &s.metadata)
+        .chain(d.config_maps.iter().map(|c| &c.metadata))
+        .chain([&d.daemon_set.metadata, &d.deployment.metadata]);
+    for meta in metas {
+        assert_eq!(meta.owner_references.as_deref(), Some(&[owner()][..]), "{:?}", meta.name);
+        assert_eq!(meta.namespace.as_deref(), Some("logging"));
+    }
+    for meta in [&d.cluster_role.metadata, &d.cluster_role_binding.metadata] {
+        assert!(meta.owner_references.is_none());
+        assert_eq!(meta.name.as_deref(), Some("logpipe-logging-web-collector"));
+        assert_eq!(meta.labels.as_ref().unwrap()[PIPELINE_NAMESPACE_LABEL], "logging");
+    }
+}
+
+#[test]
+fn the_config_maps_hold_configs_the_collector_parses_back() {
+    let p = pipeline(|_| {});
+    let d = build(&p, None);
+    let agent: AgentConfig = serde_yaml::from_str(&d.config_maps[0].data.as_ref().unwrap()["agent.yaml"]).unwrap();
+    assert_eq!(agent, p.agent_config);
+    let indexer: IndexerConfig =
+        serde_yaml::from_str(&d.config_maps[1].data.as_ref().unwrap()["indexer.yaml"]).unwrap();
+    assert_eq!(indexer, p.indexer_config);
+    // Secrets are mounted, never copied: the configs hold file references only.
+    let text = format!("{:?}", d.config_maps);
+    assert!(text.contains("${file:/etc/logpipe/kafka-sasl/password}"));
+    assert!(text.contains("${file:/etc/logpipe/es-credentials/api_key}"));
+}
+
+#[test]
+fn config_hashes_change_with_their_own_config_only() {
+    let base = hashes(&build(&pipeline(|_| {}), None));
+    type Case = (&'static str, fn(&mut Value), bool, bool);
+    let cases: [Case; 4] = [
+        ("multiline", |s| s["collector"]["multiline"] = json!({"start": "^\\S"}), true, false),
+        ("bulk size", |s| s["indexer"]["bulk"] = json!({"maxDocuments": 100}), false, true),
+        ("topic", |s| s["kafka"]["topic"] = json!({"name": "other"}), true, true),
+        ("indexer replicas", |s| s["indexer"]["replicas"] = json!(5), false, false),
+    ];
+    for (what, patch, collector_changes, indexer_changes) in cases {
+        let h = hashes(&build(&pipeline(patch), None));
+        assert_eq!(h.0 != base.0, collector_changes, "{what}: collector hash");
+        assert_eq!(h.1 != base.1, indexer_changes, "{what}: indexer hash");
+    }
+    assert_eq!(hashes(&build(&pipeline(|_| {}), None)), base, "same spec, same hash");
+}
+
+#[test]
+fn collector_pods_mount_logs_read_only_and_checkpoints_from_the_node() {
+    let d = build(&pipeline(|s| s["collector"]["extraHostPaths"] = json!(["/var/lib/docker/containers"])), None);
+    let pod = d.daemon_set.spec.unwrap().template.spec.unwrap();
+    let volumes = pod.volumes.unwrap();
+    let host = |name: &str| volumes.iter().find(|v| v.name == name).unwrap().host_path.clone().unwrap();
+    assert_eq!(host("logs-0").path, "/var/lib/docker/containers");
+    assert_eq!(host("logs-1").path, "/var/log/pods");
+    assert_eq!(host("state").path, "/var/lib/logpipe/logging-web");
+    let c = &pod.containers[0];
+    let mounts = c.volume_mounts.as_ref().unwrap();
+    for m in mounts {
+        assert_eq!(m.read_only == Some(true), m.name != "state", "{}", m.name);
+    }
+    assert_eq!(c.env.as_ref().unwrap()[0].name, "NODE_NAME");
+    assert_eq!(pod.tolerations.unwrap()[0].operator.as_deref(), Some("Exists"));
+    assert_eq!(pod.service_account_name.as_deref(), Some("web-collector"));
+    let security = c.security_context.as_ref().unwrap();
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_owned()][..]));
+}
+
+#[test]
+fn indexer_pods_run_unprivileged_without_an_api_token() {
+    let d = build(&pipeline(|s| s["indexer"]["replicas"] = json!(3)), None);
+    let spec = d.deployment.spec.unwrap();
+    assert_eq!(spec.replicas, Some(3));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    let security = pod.containers[0].security_context.as_ref().unwrap();
+    assert_eq!((security.run_as_non_root, security.run_as_user), (Some(true), Some(65532)));
+    let volumes: Vec<_> = pod.volumes.unwrap().into_iter().map(|v| v.name).collect();
+    assert_eq!(volumes, ["config", "kafka-sasl", "es-credentials", "es-ca"]);
+}

@@ -3,6 +3,7 @@ use crate::crd::{KafkaSpec, TopicSpec};
 use crate::model::{paths, KafkaTarget, SaslSecret, Topic};
 use crate::names::PipelineName;
 use k8s_openapi::api::core::v1::SecretKeySelector;
+use logpipe_collector::config::check_topic;
 use std::collections::BTreeMap;
 
 /// Secrets the Kafka connection needs mounted.
@@ -74,11 +75,18 @@ pub(super) fn topic(name: &PipelineName, spec: &TopicSpec) -> Result<Topic, Inva
     if replication_factor < 1 {
         return Err(Invalid::new("spec.kafka.topic.replicationFactor", "must be at least 1"));
     }
+    let dead_letter = spec.dead_letter_name.clone().unwrap_or_else(|| format!("{topic}.dead-letter"));
+    for (field, name) in [("spec.kafka.topic.name", &topic), ("spec.kafka.topic.deadLetterName", &dead_letter)] {
+        check_topic(field, name).map_err(|(field, reason)| Invalid::new(field, reason))?;
+    }
+    if dead_letter == topic {
+        return Err(Invalid::new("spec.kafka.topic.deadLetterName", "must differ from the topic"));
+    }
     if retention_hours < 1 {
         return Err(Invalid::new("spec.kafka.topic.retentionHours", "must be at least 1"));
     }
     Ok(Topic {
-        dead_letter: spec.dead_letter_name.clone().unwrap_or_else(|| format!("{topic}.dead-letter")),
+        dead_letter,
         name: topic,
         partitions,
         replication_factor,

@@ -1,1 +1,163 @@
+use super::*;
+use serde_json::{json, Value};
 
+fn defaults() -> Defaults {
+    Defaults { collector_image: "logpipe/collector:1".into() }
+}
+
+fn base() -> Value {
+    json!({
+        "apiVersion": "logpipe.dev/v1alpha1",
+        "kind": "LogPipeline",
+        "metadata": {"name": "web", "namespace": "logging"},
+        "spec": {
+            "kafka": {"external": {"bootstrapServers": "kafka-0.kafka:9092,kafka-1.kafka:9092"}},
+            "indexer": {"elasticsearch": {"url": "https://es.logging:9200"}}
+        }
+    })
+}
+
+fn with(path: &[&str], value: Value) -> LogPipeline {
+    let mut v = base();
+    let mut target = &mut v;
+    for key in &path[..path.len() - 1] {
+        target = &mut target[*key];
+    }
+    target[path[path.len() - 1]] = value;
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn defaults_are_resolved() {
+    let p = validate(&serde_json::from_value(base()).unwrap(), &defaults()).unwrap();
+    assert_eq!(p.topic.name, "logpipe.logging.web");
+    assert_eq!(p.topic.dead_letter, "logpipe.logging.web.dead-letter");
+    assert_eq!((p.topic.partitions, p.topic.replication_factor), (6, 3));
+    assert_eq!(p.topic.retention_ms, 72 * 3_600_000);
+    assert_eq!(p.indexer.replicas, 2);
+    assert_eq!(p.collector.image, "logpipe/collector:1");
+    assert_eq!(p.host_paths, ["/var/log/pods"]);
+    assert_eq!(p.state_dir, "/var/lib/logpipe/logging-web");
+    assert_eq!(p.collector.tolerations.len(), 1, "tolerates every taint");
+    assert_eq!(p.indexer_config.kafka.group_id, "logpipe.logging.web");
+    assert!(p.kafka.properties.is_empty());
+}
+
+#[test]
+fn invalid_specs_name_the_field() {
+    let cases: &[(&str, &[&str], Value, &str)] = &[
+        ("no kafka", &["spec", "kafka"], json!({}), "spec.kafka"),
+        ("both kafkas", &["spec", "kafka", "managed"], json!({"brokers": 3}), "spec.kafka"),
+        ("bad bootstrap", &["spec", "kafka", "external", "bootstrapServers"], json!("kafka"), "bootstrapServers"),
+        ("zero partitions", &["spec", "kafka", "topic"], json!({"partitions": 0}), "partitions"),
+        ("bad topic name", &["spec", "kafka", "topic"], json!({"name": "logs/web"}), "spec.kafka.topic.name"),
+        ("bad url", &["spec", "indexer", "elasticsearch", "url"], json!("not a url"), "elasticsearch.url"),
+        ("ftp url", &["spec", "indexer", "elasticsearch", "url"], json!("ftp://es:21"), "elasticsearch.url"),
+        ("unknown processor", &["spec", "indexer", "processors"], json!([{"type": "explode"}]), "processors[0]"),
+        (
+            "processor without its field",
+            &["spec", "indexer", "processors"],
+            json!([{"type": "level", "field": "lvl"}, {"type": "rename", "from": "a"}]),
+            "processors[1]",
+        ),
+        (
+            "bad selector operator",
+            &["spec", "collector", "filter"],
+            json!({"podSelector": {"matchExpressions": [{"key": "app", "operator": "Sometimes", "values": ["a"]}]}}),
+            "pod_selector",
+        ),
+        ("bad multiline regex", &["spec", "collector", "multiline"], json!({"start": "(unclosed"}), "multiline"),
+        ("relative path", &["spec", "collector", "paths"], json!(["logs/*.log"]), "spec.collector.paths"),
+        ("root path", &["spec", "collector", "paths"], json!(["/*.log"]), "spec.collector.paths"),
+        ("bad index template", &["spec", "indexer", "index"], json!({"nameTemplate": "logs-{unclosed"}), "index.name"),
+        ("negative replicas", &["spec", "indexer", "replicas"], json!(-1), "spec.indexer.replicas"),
+        ("image with spaces", &["spec", "collector", "image"], json!("my image"), "spec.collector.image"),
+        (
+            "empty secret name",
+            &["spec", "indexer", "elasticsearch", "caSecret"],
+            json!({"name": "", "key": "ca"}),
+            "caSecret",
+        ),
+        ("long name", &["metadata", "name"], json!("a".repeat(41)), "metadata.name"),
+    ];
+    for (what, path, value, field) in cases {
+        let lp = with(path, value.clone());
+        // "both kafkas" keeps external and adds managed.
+        match validate(&lp, &defaults()) {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(e) => assert!(e.to_string().contains(field), "{what}: {e} does not name {field}"),
+        }
+    }
+}
+
+#[test]
+fn managed_kafka_alone_is_reported_as_not_available() {
+    let lp = with(&["spec", "kafka"], json!({"managed": {"brokers": 3}}));
+    let e = validate(&lp, &defaults()).unwrap_err();
+    assert_eq!(e.field, "spec.kafka.managed");
+}
+
+#[test]
+fn tls_and_sasl_become_file_references_never_values() {
+    let lp = with(
+        &["spec", "kafka", "external"],
+        json!({
+            "bootstrapServers": "k:9093",
+            "tls": {"caSecret": {"name": "kafka-ca", "key": "ca.pem"}},
+            "sasl": {"mechanism": "SCRAM-SHA-512", "secretName": "kafka-user", "passwordKey": "pw"}
+        }),
+    );
+    let p = validate(&lp, &defaults()).unwrap();
+    let props = &p.kafka.properties;
+    assert_eq!(props["security.protocol"], "SASL_SSL");
+    assert_eq!(props["sasl.mechanism"], "SCRAM-SHA-512");
+    assert_eq!(props["sasl.password"], "${file:/etc/logpipe/kafka-sasl/password}");
+    assert_eq!(props["ssl.ca.location"], "/etc/logpipe/kafka-ca/ca.crt");
+    let sasl = p.secrets.kafka_sasl.unwrap();
+    assert_eq!((sasl.username_key.as_str(), sasl.password_key.as_str()), ("username", "pw"));
+    assert_eq!(p.secrets.kafka_ca.unwrap().key, "ca.pem");
+}
+
+#[test]
+fn security_protocol_follows_tls_and_sasl() {
+    let cases = [
+        (json!({}), None),
+        (json!({"tls": {}}), Some("SSL")),
+        (json!({"sasl": {"mechanism": "PLAIN", "secretName": "s"}}), Some("SASL_PLAINTEXT")),
+    ];
+    for (extra, protocol) in cases {
+        let mut external = json!({"bootstrapServers": "k:9092"});
+        external.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let p = validate(&with(&["spec", "kafka", "external"], external), &defaults()).unwrap();
+        assert_eq!(p.kafka.properties.get("security.protocol").map(String::as_str), protocol);
+    }
+}
+
+#[test]
+fn host_paths_are_the_glob_bases_and_extras_without_nesting() {
+    let mut v = base();
+    v["spec"]["collector"] = json!({
+        "paths": ["/var/log/pods/*/*/*.log", "/var/log/pods/kube-system_*/*/*.log", "/var/log/containers/*.log"],
+        "extraHostPaths": ["/var/lib/docker/containers", "/var/log/containers"]
+    });
+    let p = validate(&serde_json::from_value(v).unwrap(), &defaults()).unwrap();
+    assert_eq!(p.host_paths, ["/var/lib/docker/containers", "/var/log/containers", "/var/log/pods"]);
+}
+
+#[test]
+fn replication_factor_is_checked_against_the_brokers() {
+    let p = validate(&serde_json::from_value(base()).unwrap(), &defaults()).unwrap();
+    assert!(against_cluster(&p, &Observed { broker_count: 3 }).is_ok());
+    let e = against_cluster(&p, &Observed { broker_count: 1 }).unwrap_err();
+    assert_eq!(e.field, "spec.kafka.topic.replicationFactor");
+}
+
+#[test]
+fn processors_are_parsed_with_the_indexers_definition() {
+    let lp = with(
+        &["spec", "indexer", "processors"],
+        json!([{"type": "parse_json", "field": "message"}, {"type": "drop", "field": "log.level", "values": ["debug"]}]),
+    );
+    let p = validate(&lp, &defaults()).unwrap();
+    assert_eq!(p.indexer_config.processors.len(), 2);
+}

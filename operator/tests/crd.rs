@@ -1,0 +1,49 @@
+//! The checked-in CRD and example manifests must match the code.
+
+use kube::CustomResourceExt;
+use logpipe_operator::crd::LogPipeline;
+
+#[test]
+fn crds_directory_is_up_to_date() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/logpipeline.yaml");
+    let checked_in = std::fs::read_to_string(path).unwrap();
+    let generated = serde_yaml::to_string(&LogPipeline::crd()).unwrap();
+    assert!(
+        checked_in == generated,
+        "crds/logpipeline.yaml is stale: run `cargo run -p logpipe-operator --bin crdgen > crds/logpipeline.yaml`"
+    );
+}
+
+#[test]
+fn render_prints_every_object_of_a_pipeline() {
+    let text = r#"
+apiVersion: logpipe.dev/v1alpha1
+kind: LogPipeline
+metadata: {name: web, namespace: logging}
+spec:
+  kafka: {external: {bootstrapServers: "kafka:9092"}}
+  indexer: {elasticsearch: {url: "http://es:9200"}}
+"#;
+    let defaults = logpipe_operator::validate::Defaults { collector_image: "img:1".into() };
+    let out = logpipe_operator::render::render(text, &defaults).unwrap();
+    let kinds: Vec<String> = serde_yaml::Deserializer::from_str(&out)
+        .map(|doc| {
+            let v = <serde_yaml::Value as serde::Deserialize>::deserialize(doc).unwrap();
+            v["kind"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let expected = [
+        "ServiceAccount",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "ConfigMap",
+        "DaemonSet",
+        "Deployment",
+    ];
+    assert_eq!(kinds, expected);
+    let bad = text.replace("http://es:9200", "es:9200");
+    let e = logpipe_operator::render::render(&bad, &defaults).unwrap_err();
+    assert!(e.to_string().contains("elasticsearch.url"), "{e}");
+}
