@@ -21,7 +21,7 @@ pub(super) async fn run(lp: &LogPipeline, ctx: &Context) -> Result<Action, Recon
         delete(Api::<ClusterRoleBinding>::all(ctx.client.clone()), &role).await?;
         delete(Api::<ClusterRole>::all(ctx.client.clone()), &role).await?;
     }
-    // A spec that never validated never created topics.
+    // The topics are known only from a valid spec; one that turned invalid keeps its topics (noted in the docs).
     if let Ok(p) = validate::validate(lp, &ctx.defaults) {
         if p.topic.delete_on_removal {
             let connection = fetch::connection(&ctx.client, &p).await?;
