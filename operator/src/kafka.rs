@@ -16,6 +16,8 @@ pub enum KafkaError {
     Client { servers: String, source: RdKafkaError },
     #[error("cannot read the metadata of the Kafka cluster at {servers}: {source}")]
     Unreachable { servers: String, source: RdKafkaError },
+    #[error("the Kafka metadata request did not finish: {0}")]
+    Task(String),
     #[error("topic {topic}: {reason}")]
     Topic { topic: String, reason: String },
 }
@@ -69,7 +71,7 @@ impl Connection {
         let servers = self.servers.clone();
         let metadata = tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(Some(&topic), TIMEOUT))
             .await
-            .map_err(|e| KafkaError::Topic { topic: String::new(), reason: e.to_string() })?
+            .map_err(|e| KafkaError::Task(e.to_string()))?
             .map_err(|source| KafkaError::Unreachable { servers, source })?;
         let partitions =
             metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| t.partitions().len()).next().unwrap_or(0);

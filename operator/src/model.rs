@@ -84,6 +84,15 @@ pub struct SaslSecret {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EsCredentialsSecret {
     pub secret_name: String,
-    /// The Secret keys mounted, in the order the config refers to them (`username`, `password` or `id`, `api_key`).
-    pub keys: [&'static str; 2],
+    pub kind: crate::crd::CredentialsKind,
+}
+
+impl EsCredentialsSecret {
+    /// The Secret's keys, each mounted as a file of the same name.
+    pub fn keys(&self) -> [&'static str; 2] {
+        match self.kind {
+            crate::crd::CredentialsKind::Basic => ["username", "password"],
+            crate::crd::CredentialsKind::ApiKey => ["id", "api_key"],
+        }
+    }
 }

@@ -61,7 +61,7 @@ fn mounts(p: &Pipeline) -> Vec<Mount> {
     let mut mounts = vec![pod::config(p.name.indexer())];
     mounts.extend(pod::kafka_secrets(&p.secrets));
     if let Some(c) = &p.secrets.es_credentials {
-        let items = c.keys.map(|k| (k, k));
+        let items = c.keys().map(|k| (k, k));
         mounts.push(pod::secret("es-credentials", &c.secret_name, &items, paths::ES_CREDENTIALS_DIR));
     }
     if let Some(ca) = &p.secrets.es_ca {

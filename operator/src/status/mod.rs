@@ -48,6 +48,7 @@ pub fn next(previous: &LogPipelineStatus, generation: Option<i64>, obs: &Observa
         Observation::Applied { config_hash, topic, kafka, daemon_set, deployment } => {
             let (collector_status, collector) = daemon_set_check(daemon_set);
             let (indexer_status, indexer) = deployment_check(deployment);
+            let kafka_status = kafka_counts(kafka, previous.kafka.as_ref());
             let kafka = kafka_check(kafka, topic);
             let ready = ready_check(&[
                 ("KafkaNotReady", &kafka),
@@ -59,6 +60,7 @@ pub fn next(previous: &LogPipelineStatus, generation: Option<i64>, obs: &Observa
             set(ConditionType::CollectorReady, collector);
             set(ConditionType::IndexerReady, indexer);
             set(ConditionType::Ready, ready);
+            status.kafka = Some(kafka_status);
             status.collector = Some(collector_status);
             status.indexer = Some(indexer_status);
             status.topic = Some((*topic).to_owned());
@@ -93,6 +95,17 @@ fn set_condition(
     match existing {
         Some(i) => conditions[i] = condition,
         None => conditions.push(condition),
+    }
+}
+
+/// Brokers seen; an unreachable cluster keeps the last count seen, with none ready.
+fn kafka_counts(kafka: &KafkaState, previous: Option<&ComponentStatus>) -> ComponentStatus {
+    match kafka {
+        KafkaState::Ready { brokers, .. } => {
+            let brokers = i32::try_from(*brokers).unwrap_or(i32::MAX);
+            ComponentStatus::new(brokers, brokers)
+        }
+        KafkaState::NotReady { .. } => ComponentStatus::new(previous.map_or(0, |p| p.desired), 0),
     }
 }
 

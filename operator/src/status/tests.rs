@@ -80,6 +80,10 @@ fn counts_are_reported() {
     assert_eq!(s.collector, Some(ComponentStatus::new(3, 2)));
     assert_eq!(s.indexer.as_ref().unwrap().summary, "1/2");
     assert_eq!(s.config_hash.as_deref(), Some("h1"));
+    assert_eq!(s.kafka, Some(ComponentStatus::new(3, 3)));
+    let down = KafkaState::NotReady { reason: "KafkaUnreachable", message: "no".into() };
+    let s = next(&s, Some(1), &applied(down, &ds, &d), &at(1));
+    assert_eq!(s.kafka, Some(ComponentStatus::new(3, 0)), "the last broker count seen, none ready");
 }
 
 #[test]

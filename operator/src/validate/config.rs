@@ -110,9 +110,10 @@ pub(super) fn indexer(
 
 fn es_auth(secret: &EsCredentialsSecret) -> EsAuth {
     let file = |key: &str| format!("${{file:{}/{key}}}", paths::ES_CREDENTIALS_DIR);
-    match secret.keys {
-        ["id", key] => EsAuth::ApiKey { id: file("id"), key: file(key) },
-        [user, password] => EsAuth::Basic { username: file(user), password: file(password) },
+    let [first, second] = secret.keys();
+    match secret.kind {
+        CredentialsKind::ApiKey => EsAuth::ApiKey { id: file(first), key: file(second) },
+        CredentialsKind::Basic => EsAuth::Basic { username: file(first), password: file(second) },
     }
 }
 
@@ -130,13 +131,8 @@ fn processors(values: &[serde_json::Value]) -> Result<Vec<ProcessorConfig>, Inva
 
 pub(super) fn secret_mounts(spec: &LogPipelineSpec, kafka: KafkaSecrets) -> Result<SecretMounts, Invalid> {
     let es = &spec.indexer.elasticsearch;
-    let es_credentials = es.credentials.as_ref().map(|c| EsCredentialsSecret {
-        secret_name: c.secret_name.clone(),
-        keys: match c.kind {
-            CredentialsKind::Basic => ["username", "password"],
-            CredentialsKind::ApiKey => ["id", "api_key"],
-        },
-    });
+    let es_credentials =
+        es.credentials.as_ref().map(|c| EsCredentialsSecret { secret_name: c.secret_name.clone(), kind: c.kind });
     let named = [
         ("spec.kafka.external.tls.caSecret.name", kafka.ca.as_ref().map(|s| s.name.as_str())),
         ("spec.kafka.external.sasl.secretName", kafka.sasl.as_ref().map(|s| s.secret_name.as_str())),
