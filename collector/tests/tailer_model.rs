@@ -28,6 +28,9 @@ enum Op {
     CopyTruncate { path: usize },
     /// One scan and one read round.
     Step,
+    /// A read round without a scan: the agent reads far more often than it scans, so a rotation is often met by a
+    /// read first.
+    Read,
     /// Drop the tailer and start a new one from what it had reported as consumed.
     Restart,
 }
@@ -38,6 +41,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..PATHS).prop_map(|path| Op::Rotate { path }),
         1 => (0..PATHS).prop_map(|path| Op::CopyTruncate { path }),
         4 => Just(Op::Step),
+        2 => Just(Op::Read),
         1 => Just(Op::Restart),
     ]
 }
@@ -73,6 +77,9 @@ impl TailHandler for Collector {
                 self.consumed.insert(file.id, (file.clone(), 0));
             }
             TailEvent::Vanished { resume } => panic!("nothing is deleted in this model, yet {resume:?} vanished"),
+            TailEvent::Overwritten { file, .. } => {
+                panic!("no rotated file is truncated in this model, yet {file:?} was")
+            }
             TailEvent::Identified { file } => {
                 self.consumed.get_mut(&file.id).unwrap().0 = file.clone();
             }
@@ -217,6 +224,9 @@ fn run(ops: Vec<Op>) {
                 step(&mut tailer, &mut collector);
                 world.scanned();
             }
+            Op::Read => {
+                tailer.read(&mut collector);
+            }
             Op::Restart => {
                 let mut resume = tailer.unmatched_resume().to_vec();
                 resume.extend(collector.resume_points());
@@ -289,6 +299,22 @@ fn copytruncate_again_after_a_restart() {
         Step,
         Write { path: 1, n: 1, unterminated: false },
         CopyTruncate { path: 1 },
+    ]);
+}
+
+/// Emptied and written again past the old read position before any scan: the first read meets the new content.
+#[test]
+fn copytruncate_rewritten_before_the_next_scan() {
+    use Op::*;
+    run(vec![
+        Write { path: 0, n: 2, unterminated: false },
+        Step,
+        Restart,
+        Step,
+        Write { path: 0, n: 1, unterminated: false },
+        CopyTruncate { path: 0 },
+        Write { path: 0, n: 6, unterminated: false },
+        Read,
     ]);
 }
 

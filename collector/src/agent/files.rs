@@ -276,6 +276,11 @@ impl TailHandler for Handler {
                 tracing::error!(path = %resume.path.display(), offset = resume.offset,
                     "a file was deleted before it was read to its end; the rest of it is lost");
             }
+            TailEvent::Overwritten { file, lost_from } => {
+                self.counters.files_lost += 1;
+                tracing::error!(path = %file.path.display(), offset = lost_from,
+                    "a rotated file was emptied or overwritten before it was read to its end; the rest of it is lost");
+            }
             TailEvent::ReadError { path, error } => {
                 tracing::warn!(path = %path.display(), %error, "read error; retrying")
             }

@@ -1,6 +1,7 @@
 //! One file being read: its position, the bytes of an incomplete last line, and line splitting.
 
-use super::{FileKey, LineEnd, TailHandler, TailedFile};
+use super::fingerprint::fingerprint;
+use super::{FileKey, LineEnd, TailHandler, TailedFile, TailerOptions};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -12,6 +13,8 @@ pub(super) enum Phase {
     Active,
     /// Renamed or deleted: read to the end, then released once no writer can still be appending.
     Detached { since: Instant },
+    /// Detached, then emptied or overwritten in place before it was read to its end: nothing more can be read.
+    Overwritten,
 }
 
 /// Whether the key's fingerprint is the file's: after truncation to empty, it is not known until the first line.
@@ -36,10 +39,21 @@ pub(super) struct Watched {
     pub at_eof: bool,
 }
 
+/// Why a read of one file stopped.
+pub(super) enum Stopped {
+    /// It read its share; there may be more.
+    Share,
+    EndOfFile,
+    /// The file no longer starts with the first line it is read under: it was truncated (and maybe written again)
+    /// since the last look. The bytes just read belong to its new content and were not handed out.
+    Replaced,
+    Error(io::Error),
+}
+
 /// What a read of one file produced.
 pub(super) struct ReadOutcome {
     pub bytes: usize,
-    pub error: Option<io::Error>,
+    pub stopped: Stopped,
 }
 
 impl Watched {
@@ -75,15 +89,10 @@ impl Watched {
         self.at_eof = false;
     }
 
-    /// Reads at most `limit` bytes using `scratch`, handing complete lines to `emit`. Lines longer than
-    /// `max_line` are handed out in `max_line` pieces marked `LineEnd::Split`.
-    pub fn read(
-        &mut self,
-        scratch: &mut [u8],
-        limit: usize,
-        max_line: usize,
-        emit: &mut dyn TailHandler,
-    ) -> ReadOutcome {
+    /// Reads at most the per-file share using `scratch`, handing complete lines to `emit`. Lines longer than the
+    /// maximum are handed out in pieces marked `LineEnd::Split`.
+    pub fn read(&mut self, scratch: &mut [u8], options: &TailerOptions, emit: &mut dyn TailHandler) -> ReadOutcome {
+        let limit = options.max_read_per_file_bytes;
         let mut total = 0;
         while total < limit {
             let carried = self.carry.len();
@@ -92,21 +101,36 @@ impl Watched {
             let n = match self.file.read_at(&mut scratch[carried..carried + room], self.read_pos) {
                 Ok(0) => {
                     self.at_eof = true;
-                    break;
+                    return ReadOutcome { bytes: total, stopped: Stopped::EndOfFile };
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return ReadOutcome { bytes: total, error: Some(e) },
+                Err(e) => return ReadOutcome { bytes: total, stopped: Stopped::Error(e) },
             };
+            // Checked after the read: if the first line is still ours now, no truncation came before the read.
+            match self.still_ours(options.fingerprint_bytes) {
+                Ok(true) => {}
+                Ok(false) => return ReadOutcome { bytes: total, stopped: Stopped::Replaced },
+                Err(e) => return ReadOutcome { bytes: total, stopped: Stopped::Error(e) },
+            }
             self.at_eof = false;
             let base = self.read_pos - carried as u64;
             self.read_pos += n as u64;
             total += n;
-            let rest = split_lines(&scratch[..carried + n], base, max_line, &self.info, emit);
+            let rest = split_lines(&scratch[..carried + n], base, options.max_line_bytes, &self.info, emit);
             self.carry.clear();
             self.carry.extend_from_slice(&scratch[carried + n - rest..carried + n]);
         }
-        ReadOutcome { bytes: total, error: None }
+        ReadOutcome { bytes: total, stopped: Stopped::Share }
+    }
+
+    /// Whether the file still starts with the line its key was taken from. A file renamed away before it had a
+    /// first line has no fingerprint to compare; nothing can be checked for it.
+    fn still_ours(&self, fingerprint_bytes: usize) -> io::Result<bool> {
+        if self.identity != Identity::Known {
+            return Ok(true);
+        }
+        Ok(fingerprint(&self.file, fingerprint_bytes)? == Some(self.info.key.fingerprint))
     }
 }
 

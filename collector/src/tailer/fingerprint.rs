@@ -34,6 +34,11 @@ impl std::str::FromStr for FileKey {
 /// fingerprint would change as it grows; such a file holds no complete line to read yet).
 pub fn file_key(file: &File, len: usize) -> io::Result<Option<FileKey>> {
     let meta = file.metadata()?;
+    Ok(fingerprint(file, len)?.map(|fingerprint| FileKey { dev: meta.dev(), ino: meta.ino(), fingerprint }))
+}
+
+/// The hash of the file's first line (at most `len` bytes), or `None` while that line is incomplete.
+pub fn fingerprint(file: &File, len: usize) -> io::Result<Option<u64>> {
     let mut head = vec![0u8; len];
     let mut filled = 0;
     while filled < len {
@@ -48,7 +53,7 @@ pub fn file_key(file: &File, len: usize) -> io::Result<Option<FileKey>> {
         None if filled == len => head,
         None => return Ok(None),
     };
-    Ok(Some(FileKey { dev: meta.dev(), ino: meta.ino(), fingerprint: fnv1a(stable) }))
+    Ok(Some(fnv1a(stable)))
 }
 
 /// The fingerprint of a file emptied in place whose first line is not complete yet: the hash of no bytes, which

@@ -5,7 +5,8 @@
 //! - a file is identified by device, inode and a fingerprint of its first line, so a reused inode is a new file;
 //! - a renamed (rotated) or deleted file stays open and is read to its end before it is released, and the new file
 //!   at the same path waits until then, so one container's lines stay in order;
-//! - a file truncated in place is read again from offset 0;
+//! - a file truncated in place is read again from offset 0, and no byte of its new content is handed out under its
+//!   old identity: every read is checked against the file's first line before its lines go out;
 //! - a checkpointed file whose path moved away while the agent was down is found among its rotated siblings;
 //!   one that is gone is reported as lost, never silently.
 
@@ -19,7 +20,7 @@ pub use fingerprint::{file_key, FileKey, UNKNOWN_FINGERPRINT};
 
 use changes::Changes;
 use discover::{rotated_siblings, Globs};
-use file::{Identity, Phase, Watched};
+use file::{Identity, Phase, Stopped, Watched};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -70,6 +71,9 @@ pub enum TailEvent<'a> {
     Released { file: &'a TailedFile, end: u64 },
     /// A file to resume could not be found anywhere: whatever followed `offset` in it is lost.
     Vanished { resume: &'a Resume },
+    /// A rotated file was emptied or overwritten in place before it was read to its end: whatever followed
+    /// `lost_from` in it is lost. It is released next.
+    Overwritten { file: &'a TailedFile, lost_from: u64 },
     /// An I/O error on one file; the tailer goes on with the others and retries.
     ReadError { path: &'a Path, error: &'a io::Error },
 }
@@ -179,17 +183,7 @@ impl Tailer {
     /// Looks for new, rotated, truncated and deleted files. The first scan also places the resume points.
     pub fn scan(&mut self, handler: &mut dyn TailHandler) {
         for idx in 0..self.files.len() {
-            match check_path(&mut self.files[idx], self.options.fingerprint_bytes) {
-                Change::None => {}
-                Change::Rotated => {
-                    let w = &mut self.files[idx];
-                    w.phase = Phase::Detached { since: Instant::now() };
-                    w.at_eof = false;
-                    handler.event(TailEvent::Rotated { file: &w.info });
-                }
-                Change::Truncated { key } => self.truncated(idx, key, handler),
-                Change::Identified => handler.event(TailEvent::Identified { file: &self.files[idx].info }),
-            }
+            self.check(idx, handler);
         }
         let fresh: Vec<Probed> = self.globs.matching().iter().filter_map(|p| self.probe(p, handler)).collect();
         // Resume points no file at its path matches: renamed while the agent was down. Opened before the files
@@ -211,6 +205,21 @@ impl Tailer {
         self.options.start_at_end = false;
     }
 
+    /// Whether the file at `idx` was rotated, truncated or identified since the last look.
+    fn check(&mut self, idx: usize, handler: &mut dyn TailHandler) {
+        match check_path(&mut self.files[idx], self.options.fingerprint_bytes) {
+            Change::None => {}
+            Change::Rotated => {
+                let w = &mut self.files[idx];
+                w.phase = Phase::Detached { since: Instant::now() };
+                w.at_eof = false;
+                handler.event(TailEvent::Rotated { file: &w.info });
+            }
+            Change::Truncated { key } => self.truncated(idx, key, handler),
+            Change::Identified => handler.event(TailEvent::Identified { file: &self.files[idx].info }),
+        }
+    }
+
     /// One round over the files, each reading up to its share; returns the bytes read.
     pub fn read(&mut self, handler: &mut dyn TailHandler) -> usize {
         let n = self.files.len();
@@ -226,19 +235,34 @@ impl Tailer {
             let idx = (self.next_turn + i) % n;
             let info = &self.files[idx].info;
             let waits = draining.iter().any(|(id, path)| *id < info.id && *path == info.path);
-            if waits || !self.identify(idx, handler) {
+            if waits || self.files[idx].phase == Phase::Overwritten || !self.identify(idx, handler) {
                 continue;
             }
             let w = &mut self.files[idx];
-            let out =
-                w.read(&mut self.scratch, self.options.max_read_per_file_bytes, self.options.max_line_bytes, handler);
+            let out = w.read(&mut self.scratch, &self.options, handler);
             total += out.bytes;
-            if let Some(error) = out.error {
-                handler.event(TailEvent::ReadError { path: &w.info.path, error: &error });
+            match out.stopped {
+                Stopped::Share | Stopped::EndOfFile => {}
+                Stopped::Error(error) => handler.event(TailEvent::ReadError { path: &w.info.path, error: &error }),
+                Stopped::Replaced => self.replaced(idx, handler),
             }
         }
         self.next_turn = self.next_turn.wrapping_add(1);
         total
+    }
+
+    /// A read found the file's first line changed: a file at its path is truncated now, before its new content is
+    /// read under its old identity; a rotated one has nothing more to give.
+    fn replaced(&mut self, idx: usize, handler: &mut dyn TailHandler) {
+        let w = &mut self.files[idx];
+        match w.phase {
+            Phase::Active => self.check(idx, handler),
+            Phase::Detached { .. } => {
+                w.phase = Phase::Overwritten;
+                handler.event(TailEvent::Overwritten { file: &w.info, lost_from: w.consumed() });
+            }
+            Phase::Overwritten => {}
+        }
     }
 
     /// Whether the file's key is known, trying to learn it if not. A file emptied in place is not read before its
@@ -337,7 +361,11 @@ impl Tailer {
     fn release_finished(&mut self, handler: &mut dyn TailHandler) {
         let release_after = self.options.release_after;
         self.files.retain(|w| {
-            let done = matches!(w.phase, Phase::Detached { since } if since.elapsed() >= release_after) && w.at_eof;
+            let done = match w.phase {
+                Phase::Active => false,
+                Phase::Detached { since } => since.elapsed() >= release_after && w.at_eof,
+                Phase::Overwritten => true,
+            };
             if done {
                 if !w.carry.is_empty() {
                     handler.line(&w.info, w.consumed(), &w.carry, LineEnd::Eof);
