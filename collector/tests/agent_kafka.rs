@@ -71,6 +71,41 @@ fn kill_9_during_rotation_delivers_every_line_exactly_once() {
     support::assert_exactly_once(&got_after_stop, &want);
 }
 
+/// A file emptied by copytruncate gets its key only when its next first line arrives. Killed after that but before
+/// a timed checkpoint, written to and copytruncated again while down, the restarted agent finds the rest of that
+/// content in its copy only if the key was checkpointed when it was learned.
+#[test]
+fn kill_9_after_a_file_emptied_in_place_got_its_first_line() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_name("agent-emptied");
+    support::create_topic(&bootstrap, &topic, 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut logs = PodLogs::new(&tmp.path().join("pods"), 1);
+    // No timed checkpoint within this test: only what the agent saves when files change.
+    let config = support::write_config(tmp.path(), &logs.glob(), &bootstrap, &topic, 600_000);
+    let agent_log = tmp.path().join("agent.log");
+
+    logs.write(0, 5);
+    let mut agent = support::start_agent(&config, &agent_log);
+    support::wait_for_records(&bootstrap, &topic, logs.expected().len(), Duration::from_secs(30));
+    logs.rotate(0, Rotation::CopyTruncate);
+    support::wait_for_log(&agent_log, "file truncated in place", Duration::from_secs(30));
+    logs.write(0, 2);
+    support::wait_for_records(&bootstrap, &topic, logs.expected().len(), Duration::from_secs(30));
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+
+    logs.write(0, 4);
+    logs.rotate(0, Rotation::CopyTruncate);
+    logs.write(0, 3);
+    let agent = support::start_agent(&config, &agent_log);
+    let want = logs.expected();
+    let got = support::wait_for_records(&bootstrap, &topic, want.len(), Duration::from_secs(30));
+    support::stop_agent(agent);
+    support::print_log_tail(&agent_log);
+    support::assert_exactly_once(&got, &want);
+}
+
 /// librdkafka's idempotent producer needs about a second to get its producer id, so a run killed sooner has
 /// delivered nothing; kills come later than that, while the agent is delivering.
 fn kill_delay(rng: &mut Rng) -> Duration {

@@ -73,6 +73,9 @@ pub struct Handler {
     pub counters: Counters,
     /// Records delivered by a previous run, per file, until the file is opened again.
     pub unclaimed: HashMap<FileKey, HashMap<u64, u64>>,
+    /// A file was opened or got its key since the last checkpoint. A restart finds a file rotated away only by the
+    /// key its checkpoint entry holds, so such a change is checkpointed at once, not at the next interval.
+    pub files_changed: bool,
     pub enricher: Enricher,
     /// The metadata version the prefixes of files being read were rendered from.
     rendered: u64,
@@ -110,6 +113,7 @@ impl Handler {
             emitter,
             counters: Counters::default(),
             unclaimed: HashMap::new(),
+            files_changed: false,
             enricher,
             rendered: 0,
             host,
@@ -150,6 +154,7 @@ impl Handler {
 
     fn opened(&mut self, file: &TailedFile, from: u64) {
         self.counters.files_opened += 1;
+        self.files_changed = true;
         let meta = PathMeta::from_path(&file.path);
         let kafka_key = match &meta {
             Some(m) => format!("{}/{}/{}", m.namespace, m.pod, m.container),
@@ -266,6 +271,7 @@ impl TailHandler for Handler {
             }
             TailEvent::Released { file, end } => self.finished(file.id, end),
             TailEvent::Identified { file } => {
+                self.files_changed = true;
                 if let Some(st) = self.files.get_mut(&file.id) {
                     st.key = file.key;
                     st.out.source = Self::source_id(&self.host, &file.key);

@@ -130,7 +130,6 @@ impl Agent {
             let gap_passed =
                 next_scan.saturating_duration_since(Instant::now()) <= scan_every.saturating_sub(MIN_SCAN_GAP);
             if Instant::now() >= next_scan || (gap_passed && self.tailer.files_changed()) {
-                let opened = self.handler.counters.files_opened;
                 self.handler.refresh_metadata();
                 self.tailer.scan(&mut self.handler);
                 self.handler.enricher.scanned();
@@ -138,16 +137,15 @@ impl Agent {
                     // Every file the previous run knew is open again; what is still unclaimed belongs to files gone.
                     self.handler.unclaimed.clear();
                 }
-                if self.handler.counters.files_opened != opened {
-                    // A file the agent has seen must be in the checkpoint before it can be rotated out of reach of
-                    // the globs: a restart finds it among the rotated files only by its checkpoint entry.
-                    self.save()?;
-                }
+                // Before reading: a file is in the checkpoint before any of its records is sent.
+                self.save_if_files_changed()?;
                 self.publish();
                 next_scan = Instant::now() + scan_every;
             }
             let paused = self.handler.emitter.in_flight_bytes >= self.config.max_in_flight_bytes;
             let read = if paused { 0 } else { self.tailer.read(&mut self.handler) };
+            // A read identifies a file emptied in place once its first line is complete.
+            self.save_if_files_changed()?;
             if let Some(e) = self.handler.emitter.error.take() {
                 return Err(e.into());
             }
@@ -209,6 +207,13 @@ impl Agent {
             if let Some(st) = self.handler.files.get_mut(&id) {
                 st.out.tracker.compact(st.open_start());
             }
+        }
+        Ok(())
+    }
+
+    fn save_if_files_changed(&mut self) -> Result<(), AgentError> {
+        if std::mem::take(&mut self.handler.files_changed) {
+            self.save()?;
         }
         Ok(())
     }

@@ -194,6 +194,15 @@ pub fn wait_for_records(bootstrap: &str, topic: &str, want: usize, timeout: Dura
     }
 }
 
+/// Waits until the agent's log holds `needle`.
+pub fn wait_for_log(log: &Path, needle: &str, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !fs::read_to_string(log).unwrap_or_default().contains(needle) {
+        assert!(std::time::Instant::now() < deadline, "the agent did not log {needle:?} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Compares what arrived with what was written: names what is missing and what is duplicated.
 pub fn assert_exactly_once(got: &HashMap<String, usize>, want: &HashMap<String, usize>) {
     let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
