@@ -14,5 +14,6 @@ pub mod model;
 pub mod names;
 pub mod reconcile;
 pub mod render;
+pub mod scaling;
 pub mod status;
 pub mod validate;
