@@ -8,6 +8,7 @@ pub mod build;
 pub mod crd;
 pub mod fetch;
 pub mod kafka;
+pub mod kafka_admin;
 pub mod leader;
 pub mod metrics;
 pub mod model;
