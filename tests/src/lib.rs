@@ -3,6 +3,8 @@
 //! Every test here runs against the real servers started by `scripts/testenv.sh up`. The environment is read from the
 //! variables that script prints; a missing variable is a loud failure, never a skip.
 
+pub mod kafka_sim;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
