@@ -96,3 +96,25 @@ impl EsCredentialsSecret {
         }
     }
 }
+
+/// A Kafka cluster the operator runs: KRaft controllers and brokers, every default resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedCluster {
+    pub brokers: u32,
+    pub controllers: u32,
+    pub image: String,
+    pub storage: BrokerStorage,
+    pub resources: ResourceRequirements,
+    /// server.properties keys of the brokers from the spec, over the operator's safe defaults.
+    pub broker_config: BTreeMap<String, String>,
+    /// The KRaft cluster id every node's storage is formatted with.
+    pub cluster_id: String,
+}
+
+/// The volume claim of each broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerStorage {
+    pub size: String,
+    pub class: Option<String>,
+    pub delete_claim_on_scale_down: bool,
+}

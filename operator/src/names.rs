@@ -49,6 +49,22 @@ impl PipelineName {
         format!("logpipe-{}-{}-collector", self.namespace, self.name)
     }
 
+    /// StatefulSet and headless Service of the KRaft controllers of a managed Kafka. StatefulSet names stay within
+    /// 52 characters: the controller-revision-hash label adds 11 to them and label values end at 63.
+    pub fn kafka_controllers(&self) -> String {
+        format!("{}-kraft", self.name)
+    }
+
+    /// StatefulSet and headless Service of the brokers of a managed Kafka.
+    pub fn kafka_brokers(&self) -> String {
+        format!("{}-kafka", self.name)
+    }
+
+    /// The Service clients bootstrap from: any ready broker.
+    pub fn kafka_bootstrap(&self) -> String {
+        format!("{}-kafka-bootstrap", self.name)
+    }
+
     /// The topic when the spec names none, and the indexers' consumer group.
     pub fn default_topic(&self) -> String {
         format!("logpipe.{}.{}", self.namespace, self.name)

@@ -32,10 +32,10 @@ pub(super) fn daemon_set(p: &Pipeline, owner: Option<&OwnerReference>, config_ha
         ..Default::default()
     };
     DaemonSet {
-        metadata: meta(p, p.name.collector(), Component::Collector, owner),
+        metadata: meta(&p.name, p.name.collector(), Component::Collector, owner),
         spec: Some(DaemonSetSpec {
             selector: LabelSelector {
-                match_labels: Some(selector_labels(p, Component::Collector)),
+                match_labels: Some(selector_labels(&p.name, Component::Collector)),
                 ..Default::default()
             },
             update_strategy: Some(DaemonSetUpdateStrategy {
@@ -46,7 +46,7 @@ pub(super) fn daemon_set(p: &Pipeline, owner: Option<&OwnerReference>, config_ha
                 }),
             }),
             template: PodTemplateSpec {
-                metadata: Some(pod::template_meta(labels(p, Component::Collector), config_hash)),
+                metadata: Some(pod::template_meta(labels(&p.name, Component::Collector), config_hash)),
                 spec: Some(PodSpec {
                     service_account_name: Some(p.name.collector()),
                     containers: vec![container],

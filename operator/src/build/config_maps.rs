@@ -12,8 +12,8 @@ pub(super) struct Maps {
 
 pub(super) fn build(p: &Pipeline, owner: Option<&OwnerReference>) -> Maps {
     Maps {
-        collector: config_map(p, Component::Collector, paths::AGENT_CONFIG, yaml(&p.agent_config), owner),
-        indexer: config_map(p, Component::Indexer, paths::INDEXER_CONFIG, yaml(&p.indexer_config), owner),
+        collector: config_map(p, Component::Collector, (paths::AGENT_CONFIG, yaml(&p.agent_config)), owner),
+        indexer: config_map(p, Component::Indexer, (paths::INDEXER_CONFIG, yaml(&p.indexer_config)), owner),
     }
 }
 
@@ -22,14 +22,12 @@ fn yaml<T: serde::Serialize>(config: &T) -> String {
     serde_yaml::to_string(config).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
 }
 
-fn config_map(p: &Pipeline, c: Component, key: &str, text: String, owner: Option<&OwnerReference>) -> ConfigMap {
-    let name = match c {
-        Component::Collector => p.name.collector(),
-        Component::Indexer => p.name.indexer(),
-    };
+/// `file` is the config's file name and text.
+fn config_map(p: &Pipeline, c: Component, file: (&str, String), owner: Option<&OwnerReference>) -> ConfigMap {
+    let name = if c == Component::Collector { p.name.collector() } else { p.name.indexer() };
     ConfigMap {
-        metadata: meta(p, name, c, owner),
-        data: Some(BTreeMap::from([(key.to_owned(), text)])),
+        metadata: meta(&p.name, name, c, owner),
+        data: Some(BTreeMap::from([(file.0.to_owned(), file.1)])),
         ..Default::default()
     }
 }

@@ -28,15 +28,15 @@ pub(super) fn deployment(p: &Pipeline, owner: Option<&OwnerReference>, config_ha
         ..Default::default()
     };
     Deployment {
-        metadata: meta(p, p.name.indexer(), Component::Indexer, owner),
+        metadata: meta(&p.name, p.name.indexer(), Component::Indexer, owner),
         spec: Some(DeploymentSpec {
             replicas: Some(p.indexer.replicas),
             selector: LabelSelector {
-                match_labels: Some(selector_labels(p, Component::Indexer)),
+                match_labels: Some(selector_labels(&p.name, Component::Indexer)),
                 ..Default::default()
             },
             template: PodTemplateSpec {
-                metadata: Some(pod::template_meta(labels(p, Component::Indexer), config_hash)),
+                metadata: Some(pod::template_meta(labels(&p.name, Component::Indexer), config_hash)),
                 spec: Some(PodSpec {
                     service_account_name: Some(p.name.indexer()),
                     automount_service_account_token: Some(false),

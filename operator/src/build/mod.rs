@@ -4,10 +4,12 @@
 mod collector;
 mod config_maps;
 mod indexer;
+pub mod kafka;
 mod pod;
 mod rbac;
 
 use crate::model::Pipeline;
+use crate::names::PipelineName;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
@@ -56,6 +58,8 @@ pub fn build(p: &Pipeline, owner: Option<&OwnerReference>) -> Desired {
 pub enum Component {
     Collector,
     Indexer,
+    KafkaController,
+    KafkaBroker,
 }
 
 impl Component {
@@ -63,31 +67,33 @@ impl Component {
         match self {
             Component::Collector => "collector",
             Component::Indexer => "indexer",
+            Component::KafkaController => "kafka-controller",
+            Component::KafkaBroker => "kafka-broker",
         }
     }
 }
 
 /// The labels that select a component's pods; stable, since a Deployment's selector cannot change.
-fn selector_labels(p: &Pipeline, component: Component) -> BTreeMap<String, String> {
+fn selector_labels(name: &PipelineName, component: Component) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_owned(), "logpipe".to_owned()),
-        ("app.kubernetes.io/instance".to_owned(), p.name.name().to_owned()),
+        ("app.kubernetes.io/instance".to_owned(), name.name().to_owned()),
         ("app.kubernetes.io/component".to_owned(), component.as_str().to_owned()),
     ])
 }
 
-fn labels(p: &Pipeline, component: Component) -> BTreeMap<String, String> {
-    let mut labels = selector_labels(p, component);
+fn labels(name: &PipelineName, component: Component) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(name, component);
     labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
     labels
 }
 
 /// Metadata of a namespaced child.
-fn meta(p: &Pipeline, name: String, component: Component, owner: Option<&OwnerReference>) -> ObjectMeta {
+fn meta(name: &PipelineName, object: String, component: Component, owner: Option<&OwnerReference>) -> ObjectMeta {
     ObjectMeta {
-        name: Some(name),
-        namespace: Some(p.name.namespace().to_owned()),
-        labels: Some(labels(p, component)),
+        name: Some(object),
+        namespace: Some(name.namespace().to_owned()),
+        labels: Some(labels(name, component)),
         owner_references: owner.map(|o| vec![o.clone()]),
         ..Default::default()
     }

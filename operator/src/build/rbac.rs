@@ -8,7 +8,7 @@ pub(super) fn service_accounts(p: &Pipeline, owner: Option<&OwnerReference>) -> 
     [(p.name.collector(), Component::Collector, true), (p.name.indexer(), Component::Indexer, false)]
         .into_iter()
         .map(|(name, component, uses_api)| ServiceAccount {
-            metadata: meta(p, name, component, owner),
+            metadata: meta(&p.name, name, component, owner),
             // The indexer never calls the Kubernetes API: it gets no token at all.
             automount_service_account_token: Some(uses_api),
             ..Default::default()
@@ -49,7 +49,7 @@ pub(super) fn cluster_role_binding(p: &Pipeline) -> ClusterRoleBinding {
 
 /// Cluster-scoped objects cannot be owned by a namespaced LogPipeline; the finalizer deletes them by name.
 fn cluster_meta(p: &Pipeline) -> ObjectMeta {
-    let mut labels = labels(p, Component::Collector);
+    let mut labels = labels(&p.name, Component::Collector);
     labels.insert(PIPELINE_NAMESPACE_LABEL.into(), p.name.namespace().into());
     labels.insert(PIPELINE_NAME_LABEL.into(), p.name.name().into());
     ObjectMeta { name: Some(p.name.collector_cluster_role()), labels: Some(labels), ..Default::default() }

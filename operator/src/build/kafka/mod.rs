@@ -1,0 +1,248 @@
+//! The objects of a managed Kafka: a KRaft controller quorum and the brokers, each a StatefulSet behind a
+//! headless Service, a bootstrap Service for clients, a PodDisruptionBudget per set, and one ConfigMap with
+//! both roles' server.properties and the start script. Both StatefulSets use `OnDelete`: the operator decides
+//! every restart (see `crate::scaling`).
+
+pub mod properties;
+
+#[cfg(test)]
+mod tests;
+
+use super::{labels, meta, selector_labels, Component};
+use crate::model::ManagedCluster;
+use crate::names::PipelineName;
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
+};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec,
+    TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use properties::{BROKER_PORT, CONTROLLER_ID_BASE, CONTROLLER_PORT};
+use std::collections::BTreeMap;
+
+/// The user of the Kafka image (apache/kafka runs as uid 1000); the volume is made writable for its group.
+const KAFKA_USER: i64 = 1000;
+/// Controllers keep only the metadata log.
+const CONTROLLER_STORAGE: &str = "1Gi";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaObjects {
+    pub config_map: ConfigMap,
+    /// Headless Services of both sets, then the bootstrap Service.
+    pub services: Vec<Service>,
+    /// Controllers first: brokers cannot register without a quorum.
+    pub stateful_sets: Vec<StatefulSet>,
+    pub disruption_budgets: Vec<PodDisruptionBudget>,
+}
+
+/// One of the two StatefulSets.
+struct Role {
+    component: Component,
+    set: String,
+    /// The file name in the ConfigMap and the start script's `ROLE`.
+    file: &'static str,
+    port: i32,
+    replicas: u32,
+    node_id_base: u32,
+    storage: String,
+    class: Option<String>,
+    delete_on_scale_down: bool,
+}
+
+pub fn build(name: &PipelineName, k: &ManagedCluster, owner: Option<&OwnerReference>) -> KafkaObjects {
+    let roles = [
+        Role {
+            component: Component::KafkaController,
+            set: name.kafka_controllers(),
+            file: "controller",
+            port: CONTROLLER_PORT,
+            replicas: k.controllers,
+            node_id_base: CONTROLLER_ID_BASE,
+            storage: CONTROLLER_STORAGE.into(),
+            class: k.storage.class.clone(),
+            delete_on_scale_down: false,
+        },
+        Role {
+            component: Component::KafkaBroker,
+            set: name.kafka_brokers(),
+            file: "broker",
+            port: BROKER_PORT,
+            replicas: k.brokers,
+            node_id_base: 0,
+            storage: k.storage.size.clone(),
+            class: k.storage.class.clone(),
+            delete_on_scale_down: k.storage.delete_claim_on_scale_down,
+        },
+    ];
+    let mut services: Vec<Service> = roles.iter().map(|r| headless(name, r, owner)).collect();
+    services.push(bootstrap(name, owner));
+    KafkaObjects {
+        config_map: config_map(name, k, owner),
+        services,
+        stateful_sets: roles.iter().map(|r| stateful_set(name, k, r, owner)).collect(),
+        disruption_budgets: roles.iter().map(|r| disruption_budget(name, r, owner)).collect(),
+    }
+}
+
+fn config_map_name(name: &PipelineName) -> String {
+    format!("{}-config", name.kafka_brokers())
+}
+
+fn config_map(name: &PipelineName, k: &ManagedCluster, owner: Option<&OwnerReference>) -> ConfigMap {
+    ConfigMap {
+        metadata: meta(name, config_map_name(name), Component::KafkaBroker, owner),
+        data: Some(BTreeMap::from([
+            ("controller.properties".into(), properties::controller(name, k)),
+            ("broker.properties".into(), properties::broker(name, k)),
+            ("start.sh".into(), properties::START_SCRIPT.into()),
+        ])),
+        ..Default::default()
+    }
+}
+
+fn port(name: &str, port: i32) -> ServicePort {
+    ServicePort { name: Some(name.into()), port, target_port: Some(IntOrString::Int(port)), ..Default::default() }
+}
+
+/// Stable DNS names for the nodes; not-ready ones included, since controllers must find each other to become
+/// ready at all.
+fn headless(name: &PipelineName, r: &Role, owner: Option<&OwnerReference>) -> Service {
+    Service {
+        metadata: meta(name, r.set.clone(), r.component, owner),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            publish_not_ready_addresses: Some(true),
+            selector: Some(selector_labels(name, r.component)),
+            ports: Some(vec![port(r.file, r.port)]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn bootstrap(name: &PipelineName, owner: Option<&OwnerReference>) -> Service {
+    Service {
+        metadata: meta(name, name.kafka_bootstrap(), Component::KafkaBroker, owner),
+        spec: Some(ServiceSpec {
+            selector: Some(selector_labels(name, Component::KafkaBroker)),
+            ports: Some(vec![port("kafka", BROKER_PORT)]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn disruption_budget(name: &PipelineName, r: &Role, owner: Option<&OwnerReference>) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: meta(name, r.set.clone(), r.component, owner),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(name, r.component)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn stateful_set(name: &PipelineName, k: &ManagedCluster, r: &Role, owner: Option<&OwnerReference>) -> StatefulSet {
+    let retention = if r.delete_on_scale_down { "Delete" } else { "Retain" };
+    StatefulSet {
+        metadata: meta(name, r.set.clone(), r.component, owner),
+        spec: Some(StatefulSetSpec {
+            service_name: Some(r.set.clone()),
+            replicas: Some(r.replicas as i32),
+            // Order is the operator's business; the StatefulSet controller only creates and deletes.
+            pod_management_policy: Some("Parallel".into()),
+            update_strategy: Some(StatefulSetUpdateStrategy { type_: Some("OnDelete".into()), ..Default::default() }),
+            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_scaled: Some(retention.into()),
+                when_deleted: Some("Retain".into()),
+            }),
+            selector: LabelSelector { match_labels: Some(selector_labels(name, r.component)), ..Default::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels(name, r.component)), ..Default::default() }),
+                spec: Some(pod_spec(name, k, r)),
+            },
+            volume_claim_templates: Some(vec![claim(r)]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn claim(r: &Role) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta { name: Some("data".into()), ..Default::default() },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: r.class.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".into(), Quantity(r.storage.clone()))])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn env(name: &str, value: String) -> EnvVar {
+    EnvVar { name: name.into(), value: Some(value), ..Default::default() }
+}
+
+fn pod_spec(name: &PipelineName, k: &ManagedCluster, r: &Role) -> PodSpec {
+    let container = Container {
+        name: "kafka".into(),
+        image: Some(k.image.clone()),
+        command: Some(vec!["sh".into(), "/etc/kafka-config/start.sh".into()]),
+        env: Some(vec![
+            env("ROLE", r.file.into()),
+            env("NODE_ID_BASE", r.node_id_base.to_string()),
+            env("HEADLESS_DOMAIN", format!("{}.{}.svc", r.set, name.namespace())),
+            env("CLUSTER_ID", k.cluster_id.clone()),
+        ]),
+        ports: Some(vec![ContainerPort { name: Some(r.file.into()), container_port: r.port, ..Default::default() }]),
+        readiness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(r.port), ..Default::default() }),
+            period_seconds: Some(10),
+            ..Default::default()
+        }),
+        resources: (r.component == Component::KafkaBroker).then(|| k.resources.clone()),
+        volume_mounts: Some(vec![
+            VolumeMount { name: "data".into(), mount_path: "/var/lib/kafka".into(), ..Default::default() },
+            VolumeMount {
+                name: "config".into(),
+                mount_path: "/etc/kafka-config".into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    };
+    PodSpec {
+        containers: vec![container],
+        volumes: Some(vec![Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource { name: config_map_name(name), ..Default::default() }),
+            ..Default::default()
+        }]),
+        security_context: Some(PodSecurityContext {
+            run_as_user: Some(KAFKA_USER),
+            run_as_non_root: Some(true),
+            fs_group: Some(KAFKA_USER),
+            ..Default::default()
+        }),
+        // A broker flushes and hands over leadership on SIGTERM; give it time.
+        termination_grace_period_seconds: Some(120),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,132 @@
+use super::properties::{self, cluster_id, OPERATOR_KEYS};
+use super::*;
+use crate::model::BrokerStorage;
+use crate::names::MAX_NAME_LEN;
+
+fn cluster(brokers: u32, config: &[(&str, &str)]) -> ManagedCluster {
+    ManagedCluster {
+        brokers,
+        controllers: 3,
+        image: "apache/kafka:4.1.0".into(),
+        storage: BrokerStorage { size: "50Gi".into(), class: Some("fast".into()), delete_claim_on_scale_down: false },
+        resources: Default::default(),
+        broker_config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        cluster_id: cluster_id("0b9c6f1e-1111-2222-3333-444455556666"),
+    }
+}
+
+/// A server.properties key and value.
+type Setting<'a> = (&'a str, &'a str);
+
+fn name() -> PipelineName {
+    PipelineName::new("logs", "prod").unwrap()
+}
+
+fn props(text: &str) -> BTreeMap<&str, &str> {
+    text.lines().filter_map(|l| l.split_once('=')).collect()
+}
+
+#[test]
+fn objects_and_their_order() {
+    let o = build(&name(), &cluster(3, &[]), None);
+    let sets: Vec<_> = o.stateful_sets.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
+    assert_eq!(sets, ["prod-kraft", "prod-kafka"], "controllers first");
+    let services: Vec<_> = o.services.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
+    assert_eq!(services, ["prod-kraft", "prod-kafka", "prod-kafka-bootstrap"]);
+    for s in &o.services[..2] {
+        let spec = s.spec.as_ref().unwrap();
+        assert_eq!((spec.cluster_ip.as_deref(), spec.publish_not_ready_addresses), (Some("None"), Some(true)));
+    }
+    for pdb in &o.disruption_budgets {
+        assert_eq!(pdb.spec.as_ref().unwrap().max_unavailable, Some(IntOrString::Int(1)));
+    }
+}
+
+#[test]
+fn stateful_sets_leave_every_restart_to_the_operator() {
+    let o = build(&name(), &cluster(5, &[]), None);
+    let cases = [("prod-kraft", 3, "1000", "1Gi"), ("prod-kafka", 5, "0", "50Gi")];
+    for (set, (want_name, replicas, base, size)) in o.stateful_sets.iter().zip(cases) {
+        let spec = set.spec.as_ref().unwrap();
+        assert_eq!(set.metadata.name.as_deref(), Some(want_name));
+        assert_eq!(spec.replicas, Some(replicas));
+        assert_eq!(spec.update_strategy.as_ref().unwrap().type_.as_deref(), Some("OnDelete"));
+        assert_eq!(spec.service_name.as_deref(), Some(want_name));
+        let env = spec.template.spec.as_ref().unwrap().containers[0].env.clone().unwrap();
+        let base_env = env.iter().find(|e| e.name == "NODE_ID_BASE").unwrap();
+        assert_eq!(base_env.value.as_deref(), Some(base), "{want_name}");
+        let claim = &spec.volume_claim_templates.as_ref().unwrap()[0];
+        let storage = &claim.spec.as_ref().unwrap().resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"];
+        assert_eq!(storage.0, size);
+    }
+}
+
+#[test]
+fn volume_claims_follow_the_scale_down_policy() {
+    for (delete, want) in [(false, "Retain"), (true, "Delete")] {
+        let mut k = cluster(3, &[]);
+        k.storage.delete_claim_on_scale_down = delete;
+        let o = build(&name(), &k, None);
+        let policy =
+            o.stateful_sets[1].spec.as_ref().unwrap().persistent_volume_claim_retention_policy.clone().unwrap();
+        assert_eq!(policy.when_scaled.as_deref(), Some(want));
+        assert_eq!(policy.when_deleted.as_deref(), Some("Retain"), "deleting the pipeline never deletes data");
+        let controllers = o.stateful_sets[0].spec.as_ref().unwrap().persistent_volume_claim_retention_policy.clone();
+        assert_eq!(controllers.unwrap().when_scaled.as_deref(), Some("Retain"));
+    }
+}
+
+#[test]
+fn broker_properties_defaults_spec_and_operator_keys() {
+    // (brokers, spec config, key, expected value)
+    let cases: [(u32, &[Setting], &str, &str); 7] = [
+        (1, &[], "default.replication.factor", "1"),
+        (1, &[], "min.insync.replicas", "1"),
+        (5, &[], "default.replication.factor", "3"),
+        (5, &[], "min.insync.replicas", "2"),
+        (5, &[("min.insync.replicas", "1")], "min.insync.replicas", "1"),
+        (3, &[], "unclean.leader.election.enable", "false"),
+        (3, &[("log.dirs", "/tmp/elsewhere")], "log.dirs", properties::DATA_DIR),
+    ];
+    for (brokers, config, key, want) in cases {
+        let text = properties::broker(&name(), &cluster(brokers, config));
+        assert_eq!(props(&text).get(key).copied(), Some(want), "{brokers} brokers, {config:?}: {key}");
+    }
+}
+
+#[test]
+fn every_node_knows_the_quorum_and_its_own_placeholders() {
+    let k = cluster(3, &[]);
+    let voters = "1000@prod-kraft-0.prod-kraft.logs.svc:9093,1001@prod-kraft-1.prod-kraft.logs.svc:9093,\
+                  1002@prod-kraft-2.prod-kraft.logs.svc:9093";
+    for text in [properties::controller(&name(), &k), properties::broker(&name(), &k)] {
+        let p = props(&text);
+        assert_eq!(p["controller.quorum.voters"], voters);
+        assert_eq!(p["node.id"], properties::NODE_ID);
+        for key in OPERATOR_KEYS.iter().filter(|k| p.contains_key(**k)) {
+            assert!(!p[key].is_empty(), "{key}");
+        }
+    }
+    let broker = properties::broker(&name(), &k);
+    assert_eq!(props(&broker)["advertised.listeners"], "INTERNAL://@HOST@:9092");
+    for placeholder in [properties::NODE_ID, properties::HOST] {
+        assert!(properties::START_SCRIPT.contains(placeholder), "the start script fills in {placeholder}");
+    }
+}
+
+#[test]
+fn cluster_id_is_a_stable_kraft_id() {
+    let a = cluster_id("uid-a");
+    assert_eq!(a.len(), 22, "16 bytes in base64url without padding");
+    assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{a}");
+    assert_eq!(a, cluster_id("uid-a"));
+    assert_ne!(a, cluster_id("uid-b"));
+}
+
+#[test]
+fn names_fit_kubernetes_limits_for_the_longest_pipeline_name() {
+    let long = PipelineName::new("ns", &"x".repeat(MAX_NAME_LEN)).unwrap();
+    // controller-revision-hash labels add 11 characters to a StatefulSet's name, within 63.
+    assert!(long.kafka_controllers().len() <= 52 && long.kafka_brokers().len() <= 52);
+    assert!(long.kafka_bootstrap().len() <= 63);
+}
