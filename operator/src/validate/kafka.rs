@@ -13,14 +13,17 @@ pub(super) struct KafkaSecrets {
 }
 
 /// The cluster to use and the librdkafka properties to reach it.
-pub(super) fn target(spec: &KafkaSpec) -> Result<(KafkaTarget, KafkaSecrets), Invalid> {
+/// `uid` is the LogPipeline's, for a managed cluster's id.
+pub(super) fn target(spec: &KafkaSpec, uid: &str) -> Result<(KafkaTarget, KafkaSecrets), Invalid> {
     let external = match (&spec.external, &spec.managed) {
         (Some(external), None) => external,
-        (None, Some(_)) => {
+        (None, Some(managed)) => {
+            // Checked in full, so a spec written now is right when the operator runs Kafka itself.
+            super::managed::cluster(managed, uid)?;
             return Err(Invalid::new(
                 "spec.kafka.managed",
                 "this version of the operator cannot run Kafka itself yet; use spec.kafka.external",
-            ))
+            ));
         }
         _ => return Err(Invalid::new("spec.kafka", "set exactly one of external and managed")),
     };

@@ -4,6 +4,7 @@
 
 mod config;
 mod kafka;
+mod managed;
 
 use crate::crd::{LogPipeline, LogPipelineSpec};
 use crate::model::{Pipeline, Workload};
@@ -45,7 +46,7 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
     let name = lp.metadata.name.as_deref().ok_or_else(|| Invalid::new("metadata.name", "is required"))?;
     let name = PipelineName::new(namespace, name).map_err(|e| Invalid::new("metadata.name", e.to_string()))?;
     let spec = &lp.spec;
-    let (kafka, kafka_secrets) = kafka::target(&spec.kafka)?;
+    let (kafka, kafka_secrets) = kafka::target(&spec.kafka, lp.metadata.uid.as_deref().unwrap_or_default())?;
     let topic = kafka::topic(&name, &spec.kafka.topic)?;
     let secrets = config::secret_mounts(spec, kafka_secrets)?;
     let agent_config = config::agent(spec, &kafka, &topic)?;

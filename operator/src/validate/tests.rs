@@ -97,6 +97,26 @@ fn managed_kafka_alone_is_reported_as_not_available() {
     assert_eq!(e.field, "spec.kafka.managed");
 }
 
+/// A managed spec is checked in full before it is refused as not available yet: the error names the field.
+#[test]
+fn managed_kafka_specs_are_checked() {
+    let cases = [
+        (json!({"brokers": 0}), "spec.kafka.managed.brokers"),
+        (json!({"controllers": 2}), "spec.kafka.managed.controllers"),
+        (json!({"controllers": 0}), "spec.kafka.managed.controllers"),
+        (json!({"storage": {"size": "lots"}}), "spec.kafka.managed.storage.size"),
+        (json!({"storage": {"size": "0Gi"}}), "spec.kafka.managed.storage.size"),
+        (json!({"config": {"listeners": "PLAINTEXT://:9092"}}), "spec.kafka.managed.config.listeners"),
+        (json!({"config": {"node.id": "7"}}), "spec.kafka.managed.config.node.id"),
+        (json!({"brokers": 5, "controllers": 5, "storage": {"size": "1.5Ti"}}), "spec.kafka.managed"),
+        (json!({"config": {"log.retention.hours": "24"}}), "spec.kafka.managed"),
+    ];
+    for (managed, field) in cases {
+        let lp = with(&["spec", "kafka"], json!({ "managed": managed }));
+        assert_eq!(validate(&lp, &defaults()).unwrap_err().field, field, "{managed}");
+    }
+}
+
 #[test]
 fn tls_and_sasl_become_file_references_never_values() {
     let lp = with(
@@ -160,4 +180,14 @@ fn processors_are_parsed_with_the_indexers_definition() {
     );
     let p = validate(&lp, &defaults()).unwrap();
     assert_eq!(p.indexer_config.processors.len(), 2);
+}
+
+#[test]
+fn managed_kafka_defaults() {
+    let spec: crate::crd::ManagedKafka = serde_json::from_value(json!({})).unwrap();
+    let k = super::managed::cluster(&spec, "uid-1").unwrap();
+    assert_eq!((k.brokers, k.controllers), (3, 3));
+    assert_eq!((k.storage.size.as_str(), k.storage.delete_claim_on_scale_down), ("10Gi", false));
+    assert_eq!(k.image, super::managed::DEFAULT_KAFKA_IMAGE);
+    assert_eq!(k.cluster_id, crate::build::kafka::properties::cluster_id("uid-1"));
 }

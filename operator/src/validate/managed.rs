@@ -1,0 +1,53 @@
+//! `spec.kafka.managed` into a [`ManagedCluster`]: defaults resolved, counts and sizes checked, and the
+//! server.properties keys the operator owns kept out of the spec.
+
+use super::Invalid;
+use crate::build::kafka::properties::{cluster_id, OPERATOR_KEYS};
+use crate::crd::ManagedKafka;
+use crate::model::{BrokerStorage, ManagedCluster};
+
+pub const DEFAULT_KAFKA_IMAGE: &str = "apache/kafka:4.1.0";
+const DEFAULT_BROKERS: i32 = 3;
+const DEFAULT_CONTROLLERS: i32 = 3;
+const DEFAULT_STORAGE: &str = "10Gi";
+
+/// `uid` is the LogPipeline's: the KRaft cluster id is derived from it.
+pub(super) fn cluster(spec: &ManagedKafka, uid: &str) -> Result<ManagedCluster, Invalid> {
+    let brokers = spec.brokers.unwrap_or(DEFAULT_BROKERS);
+    if brokers < 1 {
+        return Err(Invalid::new("spec.kafka.managed.brokers", format!("{brokers} is not a broker count")));
+    }
+    let controllers = spec.controllers.unwrap_or(DEFAULT_CONTROLLERS);
+    if controllers < 1 || controllers % 2 == 0 {
+        let reason = format!("{controllers}: a KRaft quorum needs an odd number of controllers (1, 3, 5)");
+        return Err(Invalid::new("spec.kafka.managed.controllers", reason));
+    }
+    let size = spec.storage.size.clone().unwrap_or_else(|| DEFAULT_STORAGE.into());
+    if !is_quantity(&size) {
+        return Err(Invalid::new("spec.kafka.managed.storage.size", format!("{size:?} is not a size such as 100Gi")));
+    }
+    if let Some(key) = spec.config.keys().find(|k| OPERATOR_KEYS.contains(&k.as_str())) {
+        return Err(Invalid::new(format!("spec.kafka.managed.config.{key}"), "is set by the operator"));
+    }
+    Ok(ManagedCluster {
+        brokers: brokers as u32,
+        controllers: controllers as u32,
+        image: spec.image.clone().unwrap_or_else(|| DEFAULT_KAFKA_IMAGE.into()),
+        storage: BrokerStorage {
+            size,
+            class: spec.storage.storage_class_name.clone(),
+            delete_claim_on_scale_down: spec.storage.delete_claim_on_scale_down,
+        },
+        resources: spec.resources.clone().unwrap_or_default(),
+        broker_config: spec.config.clone(),
+        cluster_id: cluster_id(uid),
+    })
+}
+
+/// A storage size: digits, an optional fraction, an optional binary or decimal suffix.
+fn is_quantity(s: &str) -> bool {
+    let digits_end = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (number, suffix) = s.split_at(digits_end);
+    let valid_number = !number.is_empty() && number.parse::<f64>().is_ok_and(|n| n > 0.0);
+    valid_number && ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E"].contains(&suffix)
+}
