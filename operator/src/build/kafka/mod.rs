@@ -1,7 +1,10 @@
 //! The objects of a managed Kafka: a KRaft controller quorum and the brokers, each a StatefulSet behind a
 //! headless Service, a bootstrap Service for clients, a PodDisruptionBudget per set, and one ConfigMap with
 //! both roles' server.properties and the start script. Both StatefulSets use `OnDelete`: the operator decides
-//! every restart (see `crate::scaling`).
+//! every restart (see `crate::scaling`). Volume claims are left to the StatefulSet's default (kept); a removed
+//! broker's claim is deleted by the operator itself when the spec asks, once it has verified the broker empty,
+//! rather than by the StatefulSet controller on any scale-down (and `persistentVolumeClaimRetentionPolicy` is
+//! beta only from Kubernetes 1.27).
 
 pub mod properties;
 
@@ -11,9 +14,7 @@ mod tests;
 use super::{labels, meta, selector_labels, Component};
 use crate::model::ManagedCluster;
 use crate::names::PipelineName;
-use k8s_openapi::api::apps::v1::{
-    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
-};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec,
@@ -52,7 +53,6 @@ struct Role {
     node_id_base: u32,
     storage: String,
     class: Option<String>,
-    delete_on_scale_down: bool,
 }
 
 pub fn build(name: &PipelineName, k: &ManagedCluster, owner: Option<&OwnerReference>) -> KafkaObjects {
@@ -66,7 +66,6 @@ pub fn build(name: &PipelineName, k: &ManagedCluster, owner: Option<&OwnerRefere
             node_id_base: CONTROLLER_ID_BASE,
             storage: CONTROLLER_STORAGE.into(),
             class: k.storage.class.clone(),
-            delete_on_scale_down: false,
         },
         Role {
             component: Component::KafkaBroker,
@@ -77,7 +76,6 @@ pub fn build(name: &PipelineName, k: &ManagedCluster, owner: Option<&OwnerRefere
             node_id_base: 0,
             storage: k.storage.size.clone(),
             class: k.storage.class.clone(),
-            delete_on_scale_down: k.storage.delete_claim_on_scale_down,
         },
     ];
     let mut services: Vec<Service> = roles.iter().map(|r| headless(name, r, owner)).collect();
@@ -106,8 +104,15 @@ fn config_map(name: &PipelineName, k: &ManagedCluster, owner: Option<&OwnerRefer
     }
 }
 
+/// Server-side apply merges ports by port and protocol: the protocol must be set.
 fn port(name: &str, port: i32) -> ServicePort {
-    ServicePort { name: Some(name.into()), port, target_port: Some(IntOrString::Int(port)), ..Default::default() }
+    ServicePort {
+        name: Some(name.into()),
+        port,
+        protocol: Some("TCP".into()),
+        target_port: Some(IntOrString::Int(port)),
+        ..Default::default()
+    }
 }
 
 /// Stable DNS names for the nodes; not-ready ones included, since controllers must find each other to become
@@ -154,7 +159,6 @@ fn disruption_budget(name: &PipelineName, r: &Role, owner: Option<&OwnerReferenc
 }
 
 fn stateful_set(name: &PipelineName, k: &ManagedCluster, r: &Role, owner: Option<&OwnerReference>) -> StatefulSet {
-    let retention = if r.delete_on_scale_down { "Delete" } else { "Retain" };
     StatefulSet {
         metadata: meta(name, r.set.clone(), r.component, owner),
         spec: Some(StatefulSetSpec {
@@ -163,10 +167,6 @@ fn stateful_set(name: &PipelineName, k: &ManagedCluster, r: &Role, owner: Option
             // Order is the operator's business; the StatefulSet controller only creates and deletes.
             pod_management_policy: Some("Parallel".into()),
             update_strategy: Some(StatefulSetUpdateStrategy { type_: Some("OnDelete".into()), ..Default::default() }),
-            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
-                when_scaled: Some(retention.into()),
-                when_deleted: Some("Retain".into()),
-            }),
             selector: LabelSelector { match_labels: Some(selector_labels(name, r.component)), ..Default::default() },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(labels(name, r.component)), ..Default::default() }),
@@ -210,7 +210,12 @@ fn pod_spec(name: &PipelineName, k: &ManagedCluster, r: &Role) -> PodSpec {
             env("HEADLESS_DOMAIN", format!("{}.{}.svc", r.set, name.namespace())),
             env("CLUSTER_ID", k.cluster_id.clone()),
         ]),
-        ports: Some(vec![ContainerPort { name: Some(r.file.into()), container_port: r.port, ..Default::default() }]),
+        ports: Some(vec![ContainerPort {
+            name: Some(r.file.into()),
+            container_port: r.port,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
         readiness_probe: Some(Probe {
             tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(r.port), ..Default::default() }),
             period_seconds: Some(10),

@@ -62,17 +62,17 @@ fn stateful_sets_leave_every_restart_to_the_operator() {
 }
 
 #[test]
-fn volume_claims_follow_the_scale_down_policy() {
-    for (delete, want) in [(false, "Retain"), (true, "Delete")] {
-        let mut k = cluster(3, &[]);
-        k.storage.delete_claim_on_scale_down = delete;
-        let o = build(&name(), &k, None);
-        let policy =
-            o.stateful_sets[1].spec.as_ref().unwrap().persistent_volume_claim_retention_policy.clone().unwrap();
-        assert_eq!(policy.when_scaled.as_deref(), Some(want));
-        assert_eq!(policy.when_deleted.as_deref(), Some("Retain"), "deleting the pipeline never deletes data");
-        let controllers = o.stateful_sets[0].spec.as_ref().unwrap().persistent_volume_claim_retention_policy.clone();
-        assert_eq!(controllers.unwrap().when_scaled.as_deref(), Some("Retain"));
+fn volume_claims_are_kept_by_the_stateful_sets() {
+    let mut k = cluster(3, &[]);
+    k.storage.delete_claim_on_scale_down = true;
+    for set in build(&name(), &k, None).stateful_sets {
+        let spec = set.spec.unwrap();
+        assert_eq!(
+            spec.persistent_volume_claim_retention_policy, None,
+            "claims are deleted by the operator, if at all"
+        );
+        let claim = &spec.volume_claim_templates.unwrap()[0];
+        assert_eq!(claim.spec.as_ref().unwrap().storage_class_name.as_deref(), Some("fast"));
     }
 }
 
