@@ -12,8 +12,18 @@ pub(super) struct Maps {
 
 pub(super) fn build(p: &Pipeline, owner: Option<&OwnerReference>) -> Maps {
     Maps {
-        collector: config_map(p, Component::Collector, (paths::AGENT_CONFIG, yaml(&p.agent_config)), owner),
-        indexer: config_map(p, Component::Indexer, (paths::INDEXER_CONFIG, yaml(&p.indexer_config)), owner),
+        collector: config_map(
+            p,
+            (Component::Collector, p.name.collector()),
+            (paths::AGENT_CONFIG, yaml(&p.agent_config)),
+            owner,
+        ),
+        indexer: config_map(
+            p,
+            (Component::Indexer, p.name.indexer()),
+            (paths::INDEXER_CONFIG, yaml(&p.indexer_config)),
+            owner,
+        ),
     }
 }
 
@@ -22,9 +32,13 @@ fn yaml<T: serde::Serialize>(config: &T) -> String {
     serde_yaml::to_string(config).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
 }
 
-/// `file` is the config's file name and text.
-fn config_map(p: &Pipeline, c: Component, file: (&str, String), owner: Option<&OwnerReference>) -> ConfigMap {
-    let name = if c == Component::Collector { p.name.collector() } else { p.name.indexer() };
+/// `object` is the component and the ConfigMap's name; `file` the config's file name and text.
+fn config_map(
+    p: &Pipeline,
+    (c, name): (Component, String),
+    file: (&str, String),
+    owner: Option<&OwnerReference>,
+) -> ConfigMap {
     ConfigMap {
         metadata: meta(&p.name, name, c, owner),
         data: Some(BTreeMap::from([(file.0.to_owned(), file.1)])),
