@@ -17,8 +17,11 @@ apt_install() {
 }
 
 # What building the workspace needs beyond the Rust toolchain: librdkafka is compiled from source with cmake,
-# with OpenSSL and Cyrus SASL for TLS and SASL.
+# with OpenSSL and Cyrus SASL for TLS and SASL. librdkafka 2.12's cmake build includes curl/curl.h whenever TLS is
+# on, even with curl off (config.h defines WITH_OAUTHBEARER_OIDC as 0, the source tests #ifdef), so it needs the
+# curl headers; nothing links libcurl.
 install_build_deps() {
   command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
-  apt_install build-essential cmake pkg-config libssl-dev libsasl2-dev curl ca-certificates python3-venv
+  apt_install build-essential cmake pkg-config libssl-dev libsasl2-dev libcurl4-openssl-dev curl ca-certificates \
+    python3-venv
 }
