@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real servers logpipe's tests run against, all on loopback:
 #   etcd + kube-apiserver + kube-controller-manager (v1.20.2, built from Debian's source package by build-kube.sh)
-#   noida-db, which speaks the Kafka protocol and the Elasticsearch REST API.
+#   noida-db, which speaks the Kafka protocol and the Elasticsearch REST API;
+#   and installs Helm's engine (helm-python-sdk) for scripts/chart.py.
 #
 #   testenv.sh install   install what the servers need (idempotent)
 #   testenv.sh up        install, start what is not running, wait until ready, print the environment
@@ -17,6 +18,9 @@ NOIDA_VERSION=0.2.3
 NOIDA_VENV=$CACHE/noida-$NOIDA_VERSION
 # The wheel's console script is a Python wrapper that runs the server as a child; run the server itself, so that
 # stopping the process we started stops the server.
+# Helm v4's engine as a library, for the chart's lint and render (scripts/chart.py); no helm binary ships on PyPI.
+HELM_SDK_VERSION=0.2.2
+HELM_VENV=$CACHE/helm-python-sdk-$HELM_SDK_VERSION
 noida_server() { find "$NOIDA_VENV" -path '*/noida_db/noida-db' -type f -perm -u+x | head -n 1; }
 ETCD_PORT=${LOGPIPE_ETCD_PORT:-23790}
 APISERVER_PORT=${LOGPIPE_APISERVER_PORT:-16443}
@@ -29,21 +33,17 @@ LOG_PREFIX=testenv
 source "$HERE/lib.sh"
 
 install() {
-  local missing=()
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  ((${#missing[@]} == 0)) && return
-  log "apt-get install ${missing[*]}"
-  [[ -n ${LOGPIPE_APT_UPDATED:-} ]] || { apt-get update -qq; export LOGPIPE_APT_UPDATED=1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
-install() {
   apt_install etcd-server openssl curl ca-certificates python3-venv
   KUBE_BIN=$("$HERE/build-kube.sh")
   if [[ -z $(noida_server) ]]; then
     log "installing noida-db $NOIDA_VERSION"
     python3 -m venv "$NOIDA_VENV"
     "$NOIDA_VENV/bin/pip" install -q "noida-db==$NOIDA_VERSION"
+  fi
+  if ! "$HELM_VENV/bin/python" -c 'import helm_python' 2>/dev/null; then
+    log "installing helm-python-sdk $HELM_SDK_VERSION"
+    python3 -m venv "$HELM_VENV"
+    "$HELM_VENV/bin/pip" install -q "helm-python-sdk==$HELM_SDK_VERSION"
   fi
 }
 
@@ -171,6 +171,7 @@ export KUBECONFIG=$KUBECONFIG_FILE
 export LOGPIPE_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
 export LOGPIPE_TEST_ELASTICSEARCH=http://127.0.0.1:$ES_PORT
 export LOGPIPE_NOIDA_BIN=$(noida_server)
+export LOGPIPE_HELM_PYTHON=$HELM_VENV/bin/python
 ENV
 }
 

@@ -1,4 +1,4 @@
-//! The checked-in CRD and example manifests must match the code.
+//! The checked-in CRD, its copy in the chart and the example manifests must match the code.
 
 use kube::CustomResourceExt;
 use logpipe_operator::crd::LogPipeline;
@@ -12,6 +12,14 @@ fn crds_directory_is_up_to_date() {
         checked_in == generated,
         "crds/logpipeline.yaml is stale: run `cargo run -p logpipe-operator --bin crdgen > crds/logpipeline.yaml`"
     );
+}
+
+#[test]
+fn the_charts_crds_are_the_generated_ones() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let top = std::fs::read_to_string(format!("{root}/crds/logpipeline.yaml")).unwrap();
+    let chart = std::fs::read_to_string(format!("{root}/charts/logpipe/crds/logpipeline.yaml")).unwrap();
+    assert!(top == chart, "charts/logpipe/crds is stale: run `cp crds/logpipeline.yaml charts/logpipe/crds/`");
 }
 
 #[test]

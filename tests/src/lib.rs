@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub const KAFKA_ENV: &str = "LOGPIPE_TEST_KAFKA";
 pub const ELASTICSEARCH_ENV: &str = "LOGPIPE_TEST_ELASTICSEARCH";
 pub const NOIDA_BIN_ENV: &str = "LOGPIPE_NOIDA_BIN";
+pub const HELM_PYTHON_ENV: &str = "LOGPIPE_HELM_PYTHON";
 
 fn required_env(name: &str) -> String {
     match std::env::var(name) {
@@ -36,6 +37,11 @@ pub fn elasticsearch_url() -> String {
 /// Path of the noida-db binary, for tests that run a broker of their own (to stop and restart it).
 pub fn noida_bin() -> String {
     required_env(NOIDA_BIN_ENV)
+}
+
+/// The Python interpreter that has Helm's engine (helm-python-sdk), for `scripts/chart.py`.
+pub fn helm_python() -> String {
+    required_env(HELM_PYTHON_ENV)
 }
 
 /// A client for the test kube-apiserver, from `KUBECONFIG`.

@@ -1,0 +1,274 @@
+//! The Helm chart, linted and rendered by Helm's own engine (`scripts/chart.py`), against the real kube-apiserver:
+//! every rendered manifest applies, and the operator binary, started with the rendered Deployment's arguments and
+//! environment as the chart's ServiceAccount, runs a pipeline from creation to deletion. So the chart's RBAC is
+//! enough, and the access reviews at the end show what it does not grant.
+
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::Scope;
+use kube::{Api, Client};
+use logpipe_operator::crd::LogPipeline;
+use serde_json::{json, Value};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[test]
+fn the_chart_lints_clean_with_every_value_set() {
+    let out = chart_py(&["lint"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "helm lint found problems:\n{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_installed_chart_runs_the_operator_with_the_rbac_it_grants() {
+    let admin = logpipe_tests::kube_client().await;
+    let release = logpipe_tests::unique_name("chart");
+    let (release_ns, watched_ns) = (release.clone(), format!("{release}-lp"));
+    for ns in [&release_ns, &watched_ns] {
+        let object: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        Api::<Namespace>::all(admin.clone()).create(&PostParams::default(), &object).await.unwrap();
+    }
+    let manifests = render(&release, &release_ns, &[&format!("watchNamespace={watched_ns}"), "image.tag=test"]);
+    for manifest in &manifests {
+        apply(&admin, &release_ns, manifest).await;
+    }
+    let account = named(&manifests, "ServiceAccount");
+    let fullname = named(&manifests, "Deployment");
+
+    let dir = tempfile::tempdir().unwrap();
+    let operator = OperatorProcess::start(&manifests, &release_ns, &account, dir.path());
+    let ready = format!("the operator's /readyz on {}", operator.http);
+    logpipe_tests::wait_for(&ready, TIMEOUT, || async { http_get(&operator.http, "/readyz").filter(|b| b == "ready") })
+        .await;
+    let leases = Api::<Lease>::namespaced(admin.clone(), &release_ns);
+    logpipe_tests::wait_for("the operator to hold the leader lease", TIMEOUT, || async {
+        let lease = leases.get_opt(&fullname).await.ok()??;
+        (lease.spec?.holder_identity? == OperatorProcess::POD_NAME).then_some(())
+    })
+    .await;
+
+    run_a_pipeline(&admin, &watched_ns, &operator).await;
+    assert_denied(&admin, &release_ns, &account).await;
+
+    let metrics = http_get(&operator.http, "/metrics").expect("/metrics answers");
+    assert!(metrics.contains("logpipe_operator_leader 1"), "{metrics}");
+    drop(operator);
+    let _ = Api::<ClusterRoleBinding>::all(admin.clone()).delete(&fullname, &DeleteParams::default()).await;
+    let _ = Api::<ClusterRole>::all(admin.clone()).delete(&fullname, &DeleteParams::default()).await;
+    for ns in [&release_ns, &watched_ns] {
+        let _ = Api::<Namespace>::all(admin.clone()).delete(ns, &DeleteParams::default()).await;
+    }
+}
+
+/// Creation (children, topics, status) and deletion (the finalizer's cleanup of cluster-scoped RBAC and topics) of
+/// a pipeline, all done by the operator under the chart's identity.
+async fn run_a_pipeline(admin: &Client, namespace: &str, operator: &OperatorProcess) {
+    let pipelines = Api::<LogPipeline>::namespaced(admin.clone(), namespace);
+    let name = "chart-logs";
+    let topic = format!("{namespace}-logs");
+    let pipeline = json!({
+        "apiVersion": "logpipe.dev/v1alpha1",
+        "kind": "LogPipeline",
+        "metadata": {"name": name},
+        "spec": {
+            "kafka": {
+                "external": {"bootstrapServers": logpipe_tests::kafka_bootstrap()},
+                "topic": {"name": topic, "partitions": 1, "replicationFactor": 1, "deleteOnRemoval": true}
+            },
+            "indexer": {"elasticsearch": {"url": logpipe_tests::elasticsearch_url()}}
+        }
+    });
+    // The chart's CRD was applied a moment ago: the API serves the kind once it is established.
+    logpipe_tests::wait_for("the LogPipeline kind to be served", TIMEOUT, || async {
+        pipelines.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&pipeline)).await.ok()
+    })
+    .await;
+    for condition in ["ConfigValid", "KafkaReady"] {
+        let what = format!("{condition}=True, set by the operator (log: {})", operator.log.display());
+        logpipe_tests::wait_for(&what, TIMEOUT, || async {
+            let status = pipelines.get(name).await.ok()?.status?;
+            status.conditions.iter().any(|c| c.type_ == condition && c.status == "True").then_some(())
+        })
+        .await;
+    }
+    let role = format!("logpipe-{namespace}-{name}-collector");
+    Api::<ClusterRole>::all(admin.clone()).get(&role).await.unwrap();
+
+    pipelines.delete(name, &DeleteParams::default()).await.unwrap();
+    let what = format!("the finalizer to let the pipeline go (log: {})", operator.log.display());
+    logpipe_tests::wait_for(&what, TIMEOUT, || async { pipelines.get_opt(name).await.ok()?.is_none().then_some(()) })
+        .await;
+    assert!(Api::<ClusterRole>::all(admin.clone()).get_opt(&role).await.unwrap().is_none());
+}
+
+/// What the chart does not grant: the operator never deletes workloads (garbage collection does), never reads
+/// Secrets in bulk, never touches pods, nodes or other RBAC verbs.
+async fn assert_denied(admin: &Client, namespace: &str, account: &str) {
+    let denied = [
+        ("delete", "apps", "daemonsets"),
+        ("delete", "apps", "deployments"),
+        ("list", "", "secrets"),
+        ("watch", "", "secrets"),
+        ("create", "", "pods"),
+        ("delete", "", "pods"),
+        ("update", "", "nodes"),
+        ("escalate", "rbac.authorization.k8s.io", "clusterroles"),
+        ("bind", "rbac.authorization.k8s.io", "clusterroles"),
+        ("impersonate", "", "users"),
+        ("delete", "logpipe.dev", "logpipelines"),
+    ];
+    let reviews = Api::<SubjectAccessReview>::all(admin.clone());
+    for (verb, group, resource) in denied {
+        let review: SubjectAccessReview = serde_json::from_value(json!({
+            "spec": {
+                "user": format!("system:serviceaccount:{namespace}:{account}"),
+                "groups": service_account_groups(namespace),
+                "resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": "default"}
+            }
+        }))
+        .unwrap();
+        let answer = reviews.create(&PostParams::default(), &review).await.unwrap();
+        assert!(!answer.status.unwrap().allowed, "the chart grants {verb} on {group}/{resource}");
+    }
+}
+
+/// The logpipe-operator binary, run as the chart's Deployment would run it, as the chart's ServiceAccount.
+struct OperatorProcess {
+    child: Child,
+    http: String,
+    log: PathBuf,
+}
+
+impl OperatorProcess {
+    const POD_NAME: &'static str = "logpipe-operator-chart-test";
+
+    fn start(manifests: &[Value], namespace: &str, account: &str, dir: &Path) -> OperatorProcess {
+        let deployment = manifests.iter().find(|m| m["kind"] == "Deployment").expect("the chart renders a Deployment");
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        let http = format!("127.0.0.1:{}", free_port());
+        let args = container["args"].as_array().expect("container args").iter().map(|a| {
+            let a = a.as_str().expect("string args");
+            match a.strip_prefix("--http-listen=") {
+                Some(_) => format!("--http-listen={http}"),
+                None => a.to_owned(),
+            }
+        });
+        let log = dir.join("operator.log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_logpipe-operator"));
+        command.args(args).env("KUBECONFIG", impersonating_kubeconfig(namespace, account, dir));
+        for var in container["env"].as_array().into_iter().flatten() {
+            command.env(var["name"].as_str().unwrap(), env_value(var, namespace));
+        }
+        let file = std::fs::File::create(&log).unwrap();
+        let child = command.stdout(Stdio::null()).stderr(file).spawn().expect("starting logpipe-operator");
+        OperatorProcess { child, http, log }
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("--- logpipe-operator's log ---\n{log}");
+        }
+    }
+}
+
+/// The value the kubelet would give an env entry of the rendered Deployment.
+fn env_value(var: &Value, namespace: &str) -> String {
+    if let Some(value) = var["value"].as_str() {
+        return value.to_owned();
+    }
+    match var["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+        Some("metadata.name") => OperatorProcess::POD_NAME.to_owned(),
+        Some("metadata.namespace") => namespace.to_owned(),
+        _ => panic!("the test does not know how to fill env {var}"),
+    }
+}
+
+/// The test environment's kubeconfig, acting as the ServiceAccount (the admin may impersonate anyone).
+fn impersonating_kubeconfig(namespace: &str, account: &str, dir: &Path) -> PathBuf {
+    let admin = std::fs::read_to_string(std::env::var("KUBECONFIG").unwrap()).unwrap();
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&admin).unwrap();
+    for user in config["users"].as_sequence_mut().unwrap() {
+        let user = user["user"].as_mapping_mut().unwrap();
+        user.insert("as".into(), format!("system:serviceaccount:{namespace}:{account}").into());
+        user.insert("as-groups".into(), serde_yaml::to_value(service_account_groups(namespace)).unwrap());
+    }
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+fn service_account_groups(namespace: &str) -> Vec<String> {
+    ["system:serviceaccounts".to_owned(), format!("system:serviceaccounts:{namespace}"), "system:authenticated".into()]
+        .to_vec()
+}
+
+fn chart_py(args: &[&str]) -> Output {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/chart.py");
+    Command::new(logpipe_tests::helm_python()).arg(script).args(args).output().expect("running scripts/chart.py")
+}
+
+/// The manifests of `helm install` for this release, CRDs first, as JSON values.
+fn render(release: &str, namespace: &str, sets: &[&str]) -> Vec<Value> {
+    let mut args = vec!["render", "--release", release, "--namespace", namespace];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let out = chart_py(&args);
+    assert!(out.status.success(), "chart render failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| <Value as serde::Deserialize>::deserialize(doc).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn named(manifests: &[Value], kind: &str) -> String {
+    let m = manifests.iter().find(|m| m["kind"] == kind).unwrap_or_else(|| panic!("the chart renders no {kind}"));
+    m["metadata"]["name"].as_str().unwrap().to_owned()
+}
+
+/// Server-side apply of one rendered manifest, with the scope the API server reports for its kind.
+async fn apply(client: &Client, namespace: &str, manifest: &Value) {
+    let (group, version) = match manifest["apiVersion"].as_str().unwrap().split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", manifest["apiVersion"].as_str().unwrap()),
+    };
+    let gvk = GroupVersionKind::gvk(group, version, manifest["kind"].as_str().unwrap());
+    let (resource, caps) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
+    let api: Api<DynamicObject> = match caps.scope {
+        Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
+        Scope::Cluster => Api::all_with(client.clone(), &resource),
+    };
+    let name = manifest["metadata"]["name"].as_str().unwrap();
+    let params = PatchParams::apply("logpipe-chart-test").force();
+    if let Err(e) = api.patch(name, &params, &Patch::Apply(manifest)).await {
+        panic!("the API server refused {} {name}: {e}", gvk.kind);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The body of a 200 answer, or None.
+fn http_get(address: &str, path: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    (head.split(' ').nth(1) == Some("200")).then(|| body.trim().to_owned())
+}
