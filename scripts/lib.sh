@@ -25,3 +25,12 @@ install_build_deps() {
   apt_install build-essential cmake pkg-config libssl-dev libsasl2-dev libcurl4-openssl-dev curl ca-certificates \
     python3-venv
 }
+
+# Brings the test servers up and exports their environment (KUBECONFIG, LOGPIPE_TEST_*); stops them when the calling
+# script exits if they were not running before, unless LOGPIPE_KEEP_TESTENV is set.
+use_testenv() {
+  if scripts/testenv.sh status | grep -q stopped && [[ -z ${LOGPIPE_KEEP_TESTENV:-} ]]; then
+    trap 'scripts/testenv.sh down' EXIT
+  fi
+  eval "$(scripts/testenv.sh up)"
+}

@@ -10,11 +10,7 @@ install_build_deps
 log "cargo fmt --check"
 cargo fmt --all --check
 
-started_here=0
-if scripts/testenv.sh status | grep -q stopped; then started_here=1; fi
-stop_testenv() { [[ $started_here == 1 && -z ${LOGPIPE_KEEP_TESTENV:-} ]] && scripts/testenv.sh down; true; }
-trap stop_testenv EXIT
-eval "$(scripts/testenv.sh up)"
+use_testenv
 
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
