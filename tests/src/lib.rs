@@ -4,9 +4,10 @@
 //! variables that script prints; a missing variable is a loud failure, never a skip.
 
 pub mod kafka_sim;
+pub mod stack;
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The variables `scripts/testenv.sh env` prints.
 pub const KAFKA_ENV: &str = "LOGPIPE_TEST_KAFKA";
@@ -63,17 +64,13 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 /// Polls `check` until it yields `Some`, failing the test with `what` after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    match stack::poll(what, timeout, check).await {
+        Ok(v) => v,
+        Err(e) => panic!("{e} (after {timeout:?})"),
     }
 }
