@@ -48,8 +48,24 @@ pub async fn register_node(client: &Client, name: &str) -> Result<(), StackError
     Ok(())
 }
 
+/// Creates each pod, and its namespace labelled with the team (the namespace's last word), on `node`; returns
+/// their uids in order.
+pub async fn create_pods(
+    client: &Client,
+    node: &str,
+    pods: &[super::logs::PodSpec],
+) -> Result<Vec<String>, StackError> {
+    let mut uids = Vec::new();
+    for pod in pods {
+        let team = pod.namespace.rsplit('-').next().unwrap_or_default();
+        create_namespace(client, &pod.namespace, json!({"team": team})).await?;
+        uids.push(create_pod(client, node, pod).await?);
+    }
+    Ok(uids)
+}
+
 /// Creates a Pod bound to `node` and returns its uid, which names its log directory.
-pub async fn create_pod(client: &Client, node: &str, pod: &super::logs::PodSpec) -> Result<String, StackError> {
+async fn create_pod(client: &Client, node: &str, pod: &super::logs::PodSpec) -> Result<String, StackError> {
     let object: Pod = object(json!({
         "metadata": {"name": pod.name, "namespace": pod.namespace, "labels": pod.labels},
         "spec": {"nodeName": node, "containers": [{"name": pod.container, "image": pod.image}]}

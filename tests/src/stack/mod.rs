@@ -105,11 +105,9 @@ impl Stack {
             .await
             .map_err(|source| StackError::Kube { what: "KUBECONFIG".into(), source })?;
         let pipeline = pipeline_for_run(&options)?;
-        let (namespace, name) = (options.run.clone(), pipeline["metadata"]["name"].as_str().unwrap_or_default());
+        let name = pipeline["metadata"]["name"].as_str().ok_or(StackError::Manifest("no metadata.name".into()))?;
         let name = name.to_owned();
-        let topic = pipeline["spec"]["kafka"]["topic"]["name"].as_str().unwrap_or_default().to_owned();
-        let bootstrap = pipeline["spec"]["kafka"]["external"]["bootstrapServers"].as_str().unwrap_or_default();
-        let bootstrap = bootstrap.to_owned();
+        let (namespace, topic, bootstrap) = (options.run.clone(), topic_for_run(&options.run), options.kafka.clone());
 
         cluster::apply_crd(&client).await?;
         cluster::create_namespace(&client, &namespace, json!({})).await?;
@@ -126,12 +124,7 @@ impl Stack {
         let node = format!("{}-node", options.run);
         cluster::register_node(&client, &node).await?;
         let pods = logs::pods(&options.run);
-        let mut uids = Vec::new();
-        for pod in &pods {
-            let team = pod.namespace.rsplit('-').next().unwrap_or_default();
-            cluster::create_namespace(&client, &pod.namespace, json!({"team": team})).await?;
-            uids.push(cluster::create_pod(&client, &node, pod).await?);
-        }
+        let uids = cluster::create_pods(&client, &node, &pods).await?;
         let root = options.dir.join("pods");
         let writer = LogWriter::new(&root, &pods, &uids)?;
         let configs = Self::write_configs(&client, &options, &namespace, &name, &node, &root).await?;
@@ -275,10 +268,14 @@ fn pipeline_for_run(options: &StackOptions) -> Result<Value, StackError> {
     pipeline["metadata"]["namespace"] = json!(options.run);
     let kafka = &mut pipeline["spec"]["kafka"];
     kafka["external"]["bootstrapServers"] = json!(options.kafka);
-    kafka["topic"]["name"] = json!(format!("logpipe.{}", options.run));
+    kafka["topic"]["name"] = json!(topic_for_run(&options.run));
     kafka["topic"]["deleteOnRemoval"] = json!(true);
     pipeline["spec"]["indexer"]["elasticsearch"]["url"] = json!(options.elasticsearch);
     Ok(pipeline)
+}
+
+fn topic_for_run(run: &str) -> String {
+    format!("logpipe.{run}")
 }
 
 fn yaml(text: &str) -> Result<Value, StackError> {
