@@ -25,6 +25,8 @@ pub struct Faults {
     pub too_large_over: usize,
     /// Probability each document is answered 429 or 503 and not forwarded.
     pub document: f64,
+    /// Every request without exactly this `Authorization` header is answered 401, as a secured cluster does.
+    pub authorization: Option<&'static str>,
 }
 
 #[derive(Debug, Default)]
@@ -34,6 +36,7 @@ pub struct FaultStats {
     pub whole_429: AtomicU64,
     pub too_large: AtomicU64,
     pub document_faults: AtomicU64,
+    pub unauthorized: AtomicU64,
 }
 
 pub struct FaultProxy {
@@ -98,6 +101,16 @@ fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
 async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    if let Some(expected) = state.faults.authorization {
+        if parts.headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected) {
+            state.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+            let reason = "unable to authenticate user for REST request";
+            return Ok(reply(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": {"type": "security_exception", "reason": reason}, "status": 401}),
+            ));
+        }
+    }
     if parts.uri.path() != "/_bulk" {
         let method = match parts.method.as_str() {
             "PUT" => Method::Put,
