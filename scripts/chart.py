@@ -59,7 +59,7 @@ def render(release: str, namespace: str, sets: list[str]) -> int:
     chart.validate_schema(chart.merge_values(values))
     manifests = chart.render(values, name=release, namespace=namespace, is_install=True)
     out = [CRD_SEPARATOR + c["data"] for c in chart.crds]
-    # Helm installs in kind order; the apply in the tests keeps this order, so it is the template files' order.
+    # CRDs first, as Helm installs them; the API server takes the rest in any order, so file order will do.
     for path in sorted(manifests):
         body = manifests[path].strip()
         if path.endswith("NOTES.txt") or not body:

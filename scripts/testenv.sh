@@ -16,11 +16,11 @@ CACHE=${LOGPIPE_CACHE:-$HOME/.cache/logpipe}
 STATE=${LOGPIPE_TESTENV_DIR:-$CACHE/testenv}
 NOIDA_VERSION=0.2.3
 NOIDA_VENV=$CACHE/noida-$NOIDA_VERSION
-# The wheel's console script is a Python wrapper that runs the server as a child; run the server itself, so that
-# stopping the process we started stops the server.
 # Helm v4's engine as a library, for the chart's lint and render (scripts/chart.py); no helm binary ships on PyPI.
 HELM_SDK_VERSION=0.2.2
 HELM_VENV=$CACHE/helm-python-sdk-$HELM_SDK_VERSION
+# The wheel's console script is a Python wrapper that runs the server as a child; run the server itself, so that
+# stopping the process we started stops the server.
 noida_server() { find "$NOIDA_VENV" -path '*/noida_db/noida-db' -type f -perm -u+x | head -n 1; }
 ETCD_PORT=${LOGPIPE_ETCD_PORT:-23790}
 APISERVER_PORT=${LOGPIPE_APISERVER_PORT:-16443}
