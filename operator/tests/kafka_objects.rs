@@ -47,7 +47,7 @@ async fn the_apiserver_accepts_every_object_of_a_managed_kafka() {
         );
     }
     let sets: Api<StatefulSet> = Api::namespaced(client, "default");
-    for s in &objects.stateful_sets {
+    for s in objects.stateful_sets() {
         let stored = dry_run(&sets, s).await.spec.unwrap();
         assert_eq!(stored.update_strategy.unwrap().type_.as_deref(), Some("OnDelete"));
         assert_eq!(stored.volume_claim_templates.unwrap().len(), 1);

@@ -48,11 +48,14 @@ fn config_map(
 
 /// The config text: a change to it changes nothing in the pod template but this hash, which rolls the pods.
 pub(super) fn hash(map: &ConfigMap) -> String {
+    digest(map.data.iter().flatten().flat_map(|(key, value)| [key.as_str(), value.as_str()]))
+}
+
+/// A short hex digest of texts, each ended by a NUL so that no two lists of texts run together alike.
+pub(super) fn digest<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
     let mut h = Sha256::new();
-    for (key, value) in map.data.iter().flatten() {
-        h.update(key.as_bytes());
-        h.update([0]);
-        h.update(value.as_bytes());
+    for text in texts {
+        h.update(text.as_bytes());
         h.update([0]);
     }
     h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()

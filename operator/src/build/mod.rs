@@ -74,7 +74,7 @@ impl Component {
 }
 
 /// The labels that select a component's pods; stable, since a Deployment's selector cannot change.
-fn selector_labels(name: &PipelineName, component: Component) -> BTreeMap<String, String> {
+pub(crate) fn selector_labels(name: &PipelineName, component: Component) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_owned(), "logpipe".to_owned()),
         ("app.kubernetes.io/instance".to_owned(), name.name().to_owned()),

@@ -11,7 +11,8 @@ pub mod properties;
 #[cfg(test)]
 mod tests;
 
-use super::{labels, meta, selector_labels, Component};
+use super::config_maps::digest;
+use super::{labels, meta, selector_labels, Component, CONFIG_HASH_ANNOTATION};
 use crate::model::ManagedCluster;
 use crate::names::PipelineName;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
@@ -37,8 +38,8 @@ pub struct KafkaObjects {
     pub config_map: ConfigMap,
     /// Headless Services of both sets, then the bootstrap Service.
     pub services: Vec<Service>,
-    /// Controllers first: brokers cannot register without a quorum.
-    pub stateful_sets: Vec<StatefulSet>,
+    pub controllers: StatefulSet,
+    pub brokers: StatefulSet,
     pub disruption_budgets: Vec<PodDisruptionBudget>,
 }
 
@@ -48,6 +49,8 @@ struct Role {
     set: String,
     /// The file name in the ConfigMap and the start script's `ROLE`.
     file: &'static str,
+    /// The file's text: its digest on the pod template makes a change a new revision, which the operator rolls.
+    properties: String,
     port: i32,
     replicas: u32,
     node_id_base: u32,
@@ -55,12 +58,20 @@ struct Role {
     class: Option<String>,
 }
 
+impl KafkaObjects {
+    /// Controllers first: brokers cannot register without a quorum.
+    pub fn stateful_sets(&self) -> [&StatefulSet; 2] {
+        [&self.controllers, &self.brokers]
+    }
+}
+
 pub fn build(name: &PipelineName, k: &ManagedCluster, owner: Option<&OwnerReference>) -> KafkaObjects {
-    let roles = [
+    let [controllers, brokers] = [
         Role {
             component: Component::KafkaController,
             set: name.kafka_controllers(),
             file: "controller",
+            properties: properties::controller(name, k),
             port: CONTROLLER_PORT,
             replicas: k.controllers,
             node_id_base: CONTROLLER_ID_BASE,
@@ -71,6 +82,7 @@ pub fn build(name: &PipelineName, k: &ManagedCluster, owner: Option<&OwnerRefere
             component: Component::KafkaBroker,
             set: name.kafka_brokers(),
             file: "broker",
+            properties: properties::broker(name, k),
             port: BROKER_PORT,
             replicas: k.brokers,
             node_id_base: 0,
@@ -78,13 +90,15 @@ pub fn build(name: &PipelineName, k: &ManagedCluster, owner: Option<&OwnerRefere
             class: k.storage.class.clone(),
         },
     ];
+    let roles = [&controllers, &brokers];
     let mut services: Vec<Service> = roles.iter().map(|r| headless(name, r, owner)).collect();
     services.push(bootstrap(name, owner));
     KafkaObjects {
-        config_map: config_map(name, k, owner),
+        config_map: config_map(name, &controllers, &brokers, owner),
         services,
-        stateful_sets: roles.iter().map(|r| stateful_set(name, k, r, owner)).collect(),
         disruption_budgets: roles.iter().map(|r| disruption_budget(name, r, owner)).collect(),
+        controllers: stateful_set(name, k, &controllers, owner),
+        brokers: stateful_set(name, k, &brokers, owner),
     }
 }
 
@@ -92,12 +106,12 @@ fn config_map_name(name: &PipelineName) -> String {
     format!("{}-config", name.kafka_brokers())
 }
 
-fn config_map(name: &PipelineName, k: &ManagedCluster, owner: Option<&OwnerReference>) -> ConfigMap {
+fn config_map(name: &PipelineName, controllers: &Role, brokers: &Role, owner: Option<&OwnerReference>) -> ConfigMap {
     ConfigMap {
         metadata: meta(name, config_map_name(name), Component::KafkaBroker, owner),
         data: Some(BTreeMap::from([
-            ("controller.properties".into(), properties::controller(name, k)),
-            ("broker.properties".into(), properties::broker(name, k)),
+            ("controller.properties".into(), controllers.properties.clone()),
+            ("broker.properties".into(), brokers.properties.clone()),
             ("start.sh".into(), properties::START_SCRIPT.into()),
         ])),
         ..Default::default()
@@ -169,7 +183,14 @@ fn stateful_set(name: &PipelineName, k: &ManagedCluster, r: &Role, owner: Option
             update_strategy: Some(StatefulSetUpdateStrategy { type_: Some("OnDelete".into()), ..Default::default() }),
             selector: LabelSelector { match_labels: Some(selector_labels(name, r.component)), ..Default::default() },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels(name, r.component)), ..Default::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(name, r.component)),
+                    annotations: Some(BTreeMap::from([(
+                        CONFIG_HASH_ANNOTATION.to_owned(),
+                        digest([r.properties.as_str(), properties::START_SCRIPT]),
+                    )])),
+                    ..Default::default()
+                }),
                 spec: Some(pod_spec(name, k, r)),
             },
             volume_claim_templates: Some(vec![claim(r)]),

@@ -29,7 +29,7 @@ fn props(text: &str) -> BTreeMap<&str, &str> {
 #[test]
 fn objects_and_their_order() {
     let o = build(&name(), &cluster(3, &[]), None);
-    let sets: Vec<_> = o.stateful_sets.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
+    let sets: Vec<_> = o.stateful_sets().into_iter().map(|s| s.metadata.name.clone().unwrap()).collect();
     assert_eq!(sets, ["prod-kraft", "prod-kafka"], "controllers first");
     let services: Vec<_> = o.services.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
     assert_eq!(services, ["prod-kraft", "prod-kafka", "prod-kafka-bootstrap"]);
@@ -46,7 +46,7 @@ fn objects_and_their_order() {
 fn stateful_sets_leave_every_restart_to_the_operator() {
     let o = build(&name(), &cluster(5, &[]), None);
     let cases = [("prod-kraft", 3, "1000", "1Gi"), ("prod-kafka", 5, "0", "50Gi")];
-    for (set, (want_name, replicas, base, size)) in o.stateful_sets.iter().zip(cases) {
+    for (set, (want_name, replicas, base, size)) in o.stateful_sets().into_iter().zip(cases) {
         let spec = set.spec.as_ref().unwrap();
         assert_eq!(set.metadata.name.as_deref(), Some(want_name));
         assert_eq!(spec.replicas, Some(replicas));
@@ -65,8 +65,8 @@ fn stateful_sets_leave_every_restart_to_the_operator() {
 fn volume_claims_are_kept_by_the_stateful_sets() {
     let mut k = cluster(3, &[]);
     k.storage.delete_claim_on_scale_down = true;
-    for set in build(&name(), &k, None).stateful_sets {
-        let spec = set.spec.unwrap();
+    for set in build(&name(), &k, None).stateful_sets() {
+        let spec = set.spec.clone().unwrap();
         assert_eq!(
             spec.persistent_volume_claim_retention_policy, None,
             "claims are deleted by the operator, if at all"
@@ -129,4 +129,26 @@ fn names_fit_kubernetes_limits_for_the_longest_pipeline_name() {
     // controller-revision-hash labels add 11 characters to a StatefulSet's name, within 63.
     assert!(long.kafka_controllers().len() <= 52 && long.kafka_brokers().len() <= 52);
     assert!(long.kafka_bootstrap().len() <= 63);
+}
+
+/// The digest of each role's file on its pod template: a configuration change is a new revision of that set alone
+/// (which the operator then rolls); adding brokers beyond three changes no file and restarts nothing.
+#[test]
+fn a_config_change_is_a_new_revision_of_its_set_only() {
+    let digests = |k: &ManagedCluster| {
+        build(&name(), k, None).stateful_sets().map(|s| {
+            let template = s.spec.as_ref().unwrap().template.metadata.as_ref().unwrap();
+            template.annotations.as_ref().unwrap()[crate::build::CONFIG_HASH_ANNOTATION].clone()
+        })
+    };
+    let [controllers, brokers] = digests(&cluster(3, &[]));
+    let cases = [
+        ("more brokers", cluster(5, &[]), true, true),
+        ("a broker key", cluster(3, &[("log.retention.hours", "24")]), true, false),
+        ("fewer than three brokers: a new replication default", cluster(2, &[]), true, false),
+    ];
+    for (what, k, same_controllers, same_brokers) in cases {
+        let [c, b] = digests(&k);
+        assert_eq!((c == controllers, b == brokers), (same_controllers, same_brokers), "{what}");
+    }
 }
