@@ -1,7 +1,8 @@
 //! Server-side apply of the desired objects, with one field manager, in dependency order.
 
+use crate::build::kafka::KafkaObjects;
 use crate::build::Desired;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -70,4 +71,38 @@ where
         name,
         source,
     })
+}
+
+/// The StatefulSets as the API server returned them, and whether a PodDisruptionBudget protects the sets.
+pub struct AppliedKafka {
+    pub brokers: StatefulSet,
+    pub controllers: StatefulSet,
+    pub disruption_budgets: bool,
+}
+
+/// A managed Kafka's objects. A cluster that does not serve policy/v1 (Kubernetes before 1.21) gets no
+/// PodDisruptionBudget, and the caller says so; everything else is required.
+pub async fn kafka(client: &Client, namespace: &str, k: &KafkaObjects) -> Result<AppliedKafka, ApplyError> {
+    namespaced(client, namespace, &k.config_map).await?;
+    for service in &k.services {
+        namespaced(client, namespace, service).await?;
+    }
+    let mut disruption_budgets = true;
+    for pdb in &k.disruption_budgets {
+        match namespaced(client, namespace, pdb).await {
+            Ok(_) => {}
+            Err(ApplyError { source: kube::Error::Api(e), .. }) if e.code == 404 => disruption_budgets = false,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(AppliedKafka {
+        controllers: namespaced(client, namespace, &k.controllers).await?,
+        brokers: namespaced(client, namespace, &k.brokers).await?,
+        disruption_budgets,
+    })
+}
+
+/// The broker StatefulSet alone, e.g. with new replicas.
+pub async fn stateful_set(client: &Client, namespace: &str, set: &StatefulSet) -> Result<StatefulSet, ApplyError> {
+    namespaced(client, namespace, set).await
 }

@@ -3,7 +3,7 @@ use clap::{Parser, Subcommand};
 use kube::runtime::events::{Recorder, Reporter};
 use logpipe_operator::leader::{Elector, LeaseConfig};
 use logpipe_operator::metrics::Metrics;
-use logpipe_operator::reconcile::{self, Context};
+use logpipe_operator::reconcile::{self, Context, KafkaSettings};
 use logpipe_operator::validate::Defaults;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,6 +59,16 @@ struct RunArgs {
     /// `json` or `text`.
     #[arg(long, default_value = "json")]
     log_format: String,
+    /// Reach every managed Kafka at this address instead of its bootstrap Service (an operator run outside the
+    /// cluster, through a port-forward).
+    #[arg(long, env = "LOGPIPE_KAFKA_ADMIN_ADDRESS")]
+    kafka_admin_address: Option<String>,
+    /// Most partitions of a managed Kafka reassigned at once while scaling.
+    #[arg(long, default_value_t = 10)]
+    kafka_max_moves: usize,
+    /// Seconds between looks at a managed Kafka that is scaling or restarting.
+    #[arg(long, default_value_t = 5)]
+    kafka_poll_seconds: u64,
 }
 
 #[tokio::main]
@@ -105,6 +115,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         client,
         defaults: Defaults { collector_image: args.collector_image },
         metrics: Arc::clone(&metrics),
+        kafka: KafkaSettings {
+            admin_address: args.kafka_admin_address,
+            poll: Duration::from_secs(args.kafka_poll_seconds.max(1)),
+            max_moves: args.kafka_max_moves.max(1),
+            ..KafkaSettings::default()
+        },
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let namespace = args.namespace.clone();

@@ -24,6 +24,9 @@ pub mod paths {
 pub struct Pipeline {
     pub name: PipelineName,
     pub kafka: KafkaTarget,
+    /// The Kafka cluster the operator runs, when the spec asks for one; `kafka` then points at its bootstrap
+    /// Service.
+    pub managed: Option<ManagedCluster>,
     pub topic: Topic,
     pub collector: Workload,
     pub indexer: Workload,

@@ -1,6 +1,7 @@
 //! `logpipe-operator render`: the manifests a LogPipeline becomes, without a cluster, for review before it is
 //! applied (GitOps). What needs the cluster (owner references, the Kafka broker count) is left out.
 
+use crate::build::kafka::KafkaObjects;
 use crate::build::{self, Desired};
 use crate::crd::LogPipeline;
 use crate::validate::{self, Defaults, Invalid};
@@ -25,8 +26,26 @@ pub fn render(text: &str, defaults: &Defaults) -> Result<String, RenderError> {
          missing\n",
         pipeline.name, t.name, t.partitions, t.replication_factor, t.dead_letter
     );
+    if let Some(k) = &pipeline.managed {
+        push_kafka(&mut out, &build::kafka::build(&pipeline.name, k, None))?;
+    }
     push_all(&mut out, &d)?;
     Ok(out)
+}
+
+/// A managed Kafka's objects at the spec's broker count, before the pipeline's own, which depend on it.
+fn push_kafka(out: &mut String, k: &KafkaObjects) -> Result<(), serde_yaml::Error> {
+    push(out, &k.config_map)?;
+    for service in &k.services {
+        push(out, service)?;
+    }
+    for pdb in &k.disruption_budgets {
+        push(out, pdb)?;
+    }
+    for set in k.stateful_sets() {
+        push(out, set)?;
+    }
+    Ok(())
 }
 
 fn push_all(out: &mut String, d: &Desired) -> Result<(), serde_yaml::Error> {

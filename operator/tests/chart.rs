@@ -109,16 +109,19 @@ async fn run_a_pipeline(admin: &Client, namespace: &str, operator: &OperatorProc
     assert!(Api::<ClusterRole>::all(admin.clone()).get_opt(&role).await.unwrap().is_none());
 }
 
-/// What the chart does not grant: the operator never deletes workloads (garbage collection does), never reads
-/// Secrets in bulk, never touches pods, nodes or other RBAC verbs.
+/// What the chart does not grant: the operator never deletes workloads or Services (garbage collection does), never
+/// reads Secrets in bulk, never creates or edits pods (it deletes a managed broker's pod to restart it), never
+/// touches nodes or other RBAC verbs.
 async fn assert_denied(admin: &Client, namespace: &str, account: &str) {
     let denied = [
         ("delete", "apps", "daemonsets"),
         ("delete", "apps", "deployments"),
+        ("delete", "apps", "statefulsets"),
+        ("delete", "", "services"),
         ("list", "", "secrets"),
         ("watch", "", "secrets"),
         ("create", "", "pods"),
-        ("delete", "", "pods"),
+        ("update", "", "pods"),
         ("update", "", "nodes"),
         ("escalate", "rbac.authorization.k8s.io", "clusterroles"),
         ("bind", "rbac.authorization.k8s.io", "clusterroles"),

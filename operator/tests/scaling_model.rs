@@ -4,6 +4,7 @@
 //! action is checked against the rules before it is applied, and once the disturbances stop the cluster must reach
 //! what the spec asks.
 
+use logpipe_operator::crd::KafkaOperation;
 use logpipe_operator::scaling::{
     decide, Action, BrokerId, BrokerPod, ClusterView, Move, Operation, Partition, Reassignment, Refusal, Target,
 };
@@ -253,7 +254,11 @@ fn run(view: ClusterView, events: Vec<Event>) {
             }
             // The operation is what status holds; a restarted operator reads it back unchanged.
             Event::FailReassignments => sim.fail_reassignments(),
-            Event::OperatorRestart => operation = serde_json::from_value(serde_json::json!(operation)).unwrap(),
+            Event::OperatorRestart => {
+                // Through the status, as a restarted operator reads it.
+                let stored = serde_json::json!(KafkaOperation::from(operation));
+                operation = serde_json::from_value::<KafkaOperation>(stored).unwrap().into();
+            }
             Event::Tick => {
                 step(&mut sim, target, &mut operation);
             }

@@ -10,7 +10,7 @@ pub use indexer::{BulkSpec, CredentialsKind, ElasticsearchCredentials, Elasticse
 pub use kafka::{
     Compression, ExternalKafka, KafkaSpec, KafkaTls, ManagedKafka, ManagedStorage, SaslMechanism, SaslSpec, TopicSpec,
 };
-pub use status::{ComponentStatus, ConditionType, LogPipelineStatus};
+pub use status::{ComponentStatus, ConditionType, KafkaOperation, KafkaPhase, LogPipelineStatus};
 
 use kube::CustomResource;
 use schemars::JsonSchema;

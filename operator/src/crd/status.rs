@@ -1,3 +1,4 @@
+use crate::scaling::Operation;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,7 @@ pub struct LogPipelineStatus {
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, ConfigValid, CollectorReady, KafkaReady, IndexerReady.
+    /// Ready, ConfigValid, CollectorReady, KafkaReady, IndexerReady; KafkaSettled for a managed Kafka.
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// The collector DaemonSet.
@@ -27,6 +28,51 @@ pub struct LogPipelineStatus {
     /// Hash of the rendered collector and indexer configuration now rolled out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
+    /// A managed Kafka's scaling operation in progress, kept here so an operator restarted halfway goes on with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_operation: Option<KafkaOperation>,
+}
+
+/// A managed Kafka's scaling operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaOperation {
+    pub phase: KafkaPhase,
+    /// While draining: the broker count the cluster is drained to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_to: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum KafkaPhase {
+    /// Nothing moves, or a rolling restart.
+    Idle,
+    /// Brokers were added; replicas are being spread onto them.
+    ScalingUp,
+    /// Replicas are moved off the brokers about to be removed.
+    Draining,
+}
+
+impl From<Operation> for KafkaOperation {
+    fn from(o: Operation) -> Self {
+        match o {
+            Operation::Idle => Self { phase: KafkaPhase::Idle, drain_to: None },
+            Operation::ScalingUp => Self { phase: KafkaPhase::ScalingUp, drain_to: None },
+            Operation::Draining { to } => Self { phase: KafkaPhase::Draining, drain_to: Some(to) },
+        }
+    }
+}
+
+impl From<KafkaOperation> for Operation {
+    /// A drain without its target (edited by hand) is forgotten: the decision derives a drain from the spec again.
+    fn from(o: KafkaOperation) -> Self {
+        match (o.phase, o.drain_to) {
+            (KafkaPhase::ScalingUp, _) => Operation::ScalingUp,
+            (KafkaPhase::Draining, Some(to)) => Operation::Draining { to },
+            (KafkaPhase::Idle | KafkaPhase::Draining, _) => Operation::Idle,
+        }
+    }
 }
 
 /// Pods (or brokers) wanted and ready.
@@ -53,6 +99,8 @@ pub enum ConditionType {
     CollectorReady,
     KafkaReady,
     IndexerReady,
+    /// A managed Kafka has the brokers the spec asks for, every one on the current configuration.
+    KafkaSettled,
 }
 
 impl ConditionType {
@@ -63,6 +111,7 @@ impl ConditionType {
             ConditionType::CollectorReady => "CollectorReady",
             ConditionType::KafkaReady => "KafkaReady",
             ConditionType::IndexerReady => "IndexerReady",
+            ConditionType::KafkaSettled => "KafkaSettled",
         }
     }
 }

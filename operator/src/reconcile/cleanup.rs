@@ -23,7 +23,8 @@ pub(super) async fn run(lp: &LogPipeline, ctx: &Context) -> Result<Action, Recon
     }
     // The topics are known only from a valid spec; one that turned invalid keeps its topics (noted in the docs).
     if let Ok(p) = validate::validate(lp, &ctx.defaults) {
-        if p.topic.delete_on_removal {
+        // A managed cluster goes with the pipeline; its volume claims are kept, and its topics with them.
+        if p.topic.delete_on_removal && p.managed.is_none() {
             let connection = fetch::connection(&ctx.client, &p).await?;
             connection.delete_topics(&p.topic).await.map_err(fetch::FetchError::from)?;
             tracing::info!(topic = %p.topic.name, "deleted the pipeline's topics");

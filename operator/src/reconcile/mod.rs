@@ -2,6 +2,9 @@
 
 mod cleanup;
 mod events;
+mod managed;
+
+pub use managed::{ManagedError, Settings as KafkaSettings};
 
 use crate::apply::{self, ApplyError};
 use crate::build;
@@ -9,11 +12,12 @@ use crate::crd::LogPipeline;
 use crate::fetch::{self, FetchError, KafkaView};
 use crate::metrics::{Metrics, Outcome};
 use crate::model::Pipeline;
+use crate::scaling::Operation;
 use crate::status::{self, KafkaState, Observation};
 use crate::validate::{self, Defaults, Invalid, Observed};
 use events::Events;
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -38,7 +42,9 @@ const NOT_READY_RETRY: Duration = Duration::from_secs(15);
 pub enum ReconcileError {
     #[error(transparent)]
     Apply(#[from] ApplyError),
-    #[error("writing the status of {name}: {source}")]
+    #[error(transparent)]
+    Managed(#[from] ManagedError),
+    #[error("reading or writing the status of {name}: {source}")]
     Status { name: String, source: kube::Error },
     #[error("cleanup of {what}: {source}")]
     Cleanup { what: String, source: kube::Error },
@@ -55,6 +61,7 @@ pub struct Context {
     pub recorder: Recorder,
     pub defaults: Defaults,
     pub metrics: Arc<Metrics>,
+    pub kafka: KafkaSettings,
 }
 
 /// Runs the controller until `shutdown` completes, for the LogPipelines of `namespace`, or of every namespace.
@@ -68,6 +75,7 @@ pub async fn run(
     Controller::new(scoped::<LogPipeline>(&client, namespace), watcher::Config::default())
         .owns(scoped::<DaemonSet>(&client, namespace), children.clone())
         .owns(scoped::<Deployment>(&client, namespace), children.clone())
+        .owns(scoped::<StatefulSet>(&client, namespace), children.clone())
         .owns(scoped::<ConfigMap>(&client, namespace), children.clone())
         .owns(scoped::<ServiceAccount>(&client, namespace), children)
         .graceful_shutdown_on(shutdown)
@@ -118,17 +126,28 @@ async fn reconcile_pipeline(lp: &LogPipeline, ctx: &Context) -> Result<Action, R
         Ok(p) => p,
         Err(invalid) => return reject(lp, ctx, &events, &invalid).await,
     };
-    let kafka = fetch::kafka(&ctx.client, &pipeline).await;
-    if let Ok(view) = &kafka {
-        if let Err(invalid) = validate::against_cluster(&pipeline, &Observed { broker_count: view.brokers }) {
-            return reject(lp, ctx, &events, &invalid).await;
-        }
-    }
     let owner = lp.controller_owner_ref(&()).ok_or_else(|| ReconcileError::Incomplete(lp.name_any()))?;
+    let previous = lp.status.clone().unwrap_or_default();
+    let (kafka, scaling, requeue) = match &pipeline.managed {
+        Some(spec) => {
+            let operation = operation(lp, ctx).await?;
+            let cluster = managed::Cluster { pipeline: &pipeline, spec, owner: &owner, operation };
+            let m = managed::reconcile(&cluster, ctx, &events).await?;
+            (m.kafka, Some(m.scaling), m.requeue)
+        }
+        None => {
+            let kafka = fetch::kafka(&ctx.client, &pipeline).await;
+            if let Ok(view) = &kafka {
+                let observed = Observed { broker_count: view.brokers };
+                if let Err(invalid) = validate::against_cluster(&pipeline.topic, &observed) {
+                    return reject(lp, ctx, &events, &invalid).await;
+                }
+            }
+            (topics(&pipeline, kafka, &events).await, None, None)
+        }
+    };
     let desired = build::build(&pipeline, Some(&owner));
     let applied = apply::apply(&ctx.client, pipeline.name.namespace(), &desired).await?;
-    let kafka = topics(&pipeline, kafka, &events).await;
-    let previous = lp.status.clone().unwrap_or_default();
     if previous.config_hash.as_deref() != Some(desired.config_hash.as_str()) {
         events.normal("RolledOut", format!("configuration {} applied", desired.config_hash)).await;
     }
@@ -138,11 +157,22 @@ async fn reconcile_pipeline(lp: &LogPipeline, ctx: &Context) -> Result<Action, R
         kafka,
         daemon_set: &applied.daemon_set,
         deployment: &applied.deployment,
+        scaling,
     };
     let status = write_status(lp, ctx, &observation).await?;
     let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
     ctx.metrics.reconciled(Outcome::Applied);
-    Ok(Action::requeue(if ready { RESYNC } else { NOT_READY_RETRY }))
+    let resync = if ready { RESYNC } else { NOT_READY_RETRY };
+    Ok(Action::requeue(requeue.map_or(resync, |r| r.min(resync))))
+}
+
+/// The managed Kafka's operation in progress, read from the API server: the controller's cache can lag behind the
+/// status this operator wrote a moment ago, and an operation read stale would be lost.
+async fn operation(lp: &LogPipeline, ctx: &Context) -> Result<Operation, ReconcileError> {
+    let name = lp.name_any();
+    let api = Api::<LogPipeline>::namespaced(ctx.client.clone(), lp.namespace().as_deref().unwrap_or_default());
+    let fresh = api.get_status(&name).await.map_err(|source| ReconcileError::Status { name, source })?;
+    Ok(fresh.status.and_then(|s| s.kafka_operation).map(Into::into).unwrap_or_default())
 }
 
 /// Creates missing topics when Kafka could be reached.

@@ -24,12 +24,8 @@ mod tests;
 pub use plan::{drain, spread, Move};
 pub use view::{BrokerId, BrokerPod, ClusterView, Partition, Reassignment};
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-/// What the operator is in the middle of. Stored in status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "phase", rename_all = "camelCase")]
+/// What the operator is in the middle of. Stored in status (as `crd::KafkaOperation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Operation {
     #[default]
     Idle,

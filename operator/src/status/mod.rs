@@ -1,6 +1,7 @@
 //! The LogPipeline's status from what a reconcile observed: pure, so every transition is table-tested.
 
 use crate::crd::{ComponentStatus, ConditionType, LogPipelineStatus};
+use crate::scaling::Operation;
 use crate::validate::Invalid;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -10,6 +11,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 pub enum KafkaState {
     Ready { brokers: usize, partitions: usize },
     NotReady { reason: &'static str, message: String },
+}
+
+/// Where a managed Kafka's brokers stand after this reconcile's scaling step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scaling {
+    /// The operation to remember for the next reconcile.
+    pub operation: Operation,
+    /// The brokers are as the spec asks, every one on the current configuration.
+    pub settled: bool,
+    pub reason: &'static str,
+    pub message: String,
 }
 
 /// One reconcile's findings.
@@ -22,6 +34,8 @@ pub enum Observation<'a> {
         kafka: KafkaState,
         daemon_set: &'a DaemonSet,
         deployment: &'a Deployment,
+        /// For a managed Kafka only.
+        scaling: Option<Scaling>,
     },
 }
 
@@ -45,7 +59,7 @@ pub fn next(previous: &LogPipelineStatus, generation: Option<i64>, obs: &Observa
             let message = format!("the spec is invalid, the running components were left as they were: {message}");
             set(ConditionType::Ready, Check { ok: false, reason: "InvalidSpec", message });
         }
-        Observation::Applied { config_hash, topic, kafka, daemon_set, deployment } => {
+        Observation::Applied { config_hash, topic, kafka, daemon_set, deployment, scaling } => {
             let (collector_status, collector) = daemon_set_check(daemon_set);
             let (indexer_status, indexer) = deployment_check(deployment);
             let kafka_status = kafka_counts(kafka, previous.kafka.as_ref());
@@ -60,6 +74,10 @@ pub fn next(previous: &LogPipelineStatus, generation: Option<i64>, obs: &Observa
             set(ConditionType::CollectorReady, collector);
             set(ConditionType::IndexerReady, indexer);
             set(ConditionType::Ready, ready);
+            if let Some(s) = scaling {
+                set(ConditionType::KafkaSettled, Check { ok: s.settled, reason: s.reason, message: s.message.clone() });
+                status.kafka_operation = Some(s.operation.into());
+            }
             status.kafka = Some(kafka_status);
             status.collector = Some(collector_status);
             status.indexer = Some(indexer_status);

@@ -43,7 +43,7 @@ fn condition<'a>(s: &'a LogPipelineStatus, kind: &str) -> &'a Condition {
 }
 
 fn applied<'a>(kafka: KafkaState, ds: &'a DaemonSet, d: &'a Deployment) -> Observation<'a> {
-    Observation::Applied { config_hash: "h1", topic: "logs", kafka, daemon_set: ds, deployment: d }
+    Observation::Applied { config_hash: "h1", topic: "logs", kafka, daemon_set: ds, deployment: d, scaling: None }
 }
 
 #[test]
@@ -111,4 +111,37 @@ fn an_invalid_spec_keeps_the_component_conditions() {
     assert_eq!(condition(&s, "CollectorReady"), condition(&ok, "CollectorReady"));
     assert_eq!(s.config_hash, ok.config_hash);
     assert_eq!(s.observed_generation, Some(2));
+}
+
+/// A managed Kafka's scaling step becomes KafkaSettled and the operation to resume from; an external Kafka has
+/// neither.
+#[test]
+fn scaling_is_reported_for_a_managed_kafka_only() {
+    let (ds, d) = (ds(1, 1, 1, 1, 1), deploy(1, 1, 1));
+    let external = next(&LogPipelineStatus::default(), Some(1), &applied(kafka_ready(), &ds, &d), &at(0));
+    assert!(external.conditions.iter().all(|c| c.type_ != "KafkaSettled"));
+    assert_eq!(external.kafka_operation, None);
+
+    let cases = [
+        (Operation::Draining { to: 3 }, false, "Reassigning", "False"),
+        (Operation::ScalingUp, false, "BrokersStarting", "False"),
+        (Operation::Idle, false, "Refused", "False"),
+        (Operation::Idle, true, "Settled", "True"),
+    ];
+    for (operation, settled, reason, want) in cases {
+        let scaling = Some(Scaling { operation, settled, reason, message: "m".into() });
+        let obs = Observation::Applied {
+            config_hash: "h1",
+            topic: "logs",
+            kafka: kafka_ready(),
+            daemon_set: &ds,
+            deployment: &d,
+            scaling,
+        };
+        let s = next(&external, Some(1), &obs, &at(1));
+        let c = condition(&s, "KafkaSettled");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), (want, reason), "{operation:?}");
+        assert_eq!(s.kafka_operation.map(Operation::from), Some(operation));
+        assert_eq!(condition(&s, "Ready").status, "True", "scaling alone does not make the pipeline unready");
+    }
 }

@@ -1,6 +1,7 @@
 use super::Invalid;
+use crate::build::kafka::properties::BROKER_PORT;
 use crate::crd::{KafkaSpec, TopicSpec};
-use crate::model::{paths, KafkaTarget, SaslSecret, Topic};
+use crate::model::{paths, KafkaTarget, ManagedCluster, SaslSecret, Topic};
 use crate::names::PipelineName;
 use k8s_openapi::api::core::v1::SecretKeySelector;
 use logpipe_collector::config::check_topic;
@@ -12,18 +13,20 @@ pub(super) struct KafkaSecrets {
     pub sasl: Option<SaslSecret>,
 }
 
-/// The cluster to use and the librdkafka properties to reach it.
+/// The cluster to use, the librdkafka properties to reach it, and the cluster to run when it is managed.
 /// `uid` is the LogPipeline's, for a managed cluster's id.
-pub(super) fn target(spec: &KafkaSpec, uid: &str) -> Result<(KafkaTarget, KafkaSecrets), Invalid> {
+pub(super) fn target(
+    name: &PipelineName,
+    spec: &KafkaSpec,
+    uid: &str,
+) -> Result<(KafkaTarget, KafkaSecrets, Option<ManagedCluster>), Invalid> {
     let external = match (&spec.external, &spec.managed) {
         (Some(external), None) => external,
         (None, Some(managed)) => {
-            // Checked in full, so a spec written now is right when the operator runs Kafka itself.
-            super::managed::cluster(managed, uid)?;
-            return Err(Invalid::new(
-                "spec.kafka.managed",
-                "this version of the operator cannot run Kafka itself yet; use spec.kafka.external",
-            ));
+            let cluster = super::managed::cluster(managed, uid)?;
+            let bootstrap = format!("{}.{}.svc:{BROKER_PORT}", name.kafka_bootstrap(), name.namespace());
+            let target = KafkaTarget { bootstrap_servers: bootstrap, properties: BTreeMap::new() };
+            return Ok((target, KafkaSecrets { ca: None, sasl: None }, Some(cluster)));
         }
         _ => return Err(Invalid::new("spec.kafka", "set exactly one of external and managed")),
     };
@@ -57,7 +60,7 @@ pub(super) fn target(spec: &KafkaSpec, uid: &str) -> Result<(KafkaTarget, KafkaS
         }
     });
     let target = KafkaTarget { bootstrap_servers: servers.join(","), properties };
-    Ok((target, KafkaSecrets { ca, sasl }))
+    Ok((target, KafkaSecrets { ca, sasl }, None))
 }
 
 fn valid_host_port(s: &str) -> bool {

@@ -7,7 +7,7 @@ mod kafka;
 mod managed;
 
 use crate::crd::{LogPipeline, LogPipelineSpec};
-use crate::model::{Pipeline, Workload};
+use crate::model::{Pipeline, Topic, Workload};
 use crate::names::PipelineName;
 use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -46,8 +46,12 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
     let name = lp.metadata.name.as_deref().ok_or_else(|| Invalid::new("metadata.name", "is required"))?;
     let name = PipelineName::new(namespace, name).map_err(|e| Invalid::new("metadata.name", e.to_string()))?;
     let spec = &lp.spec;
-    let (kafka, kafka_secrets) = kafka::target(&spec.kafka, lp.metadata.uid.as_deref().unwrap_or_default())?;
+    let (kafka, kafka_secrets, managed) =
+        kafka::target(&name, &spec.kafka, lp.metadata.uid.as_deref().unwrap_or_default())?;
     let topic = kafka::topic(&name, &spec.kafka.topic)?;
+    if let Some(cluster) = &managed {
+        against_cluster(&topic, &Observed { broker_count: cluster.brokers as usize })?;
+    }
     let secrets = config::secret_mounts(spec, kafka_secrets)?;
     let agent_config = config::agent(spec, &kafka, &topic)?;
     let indexer_config = config::indexer(&name, spec, &kafka, &topic, &secrets)?;
@@ -58,6 +62,7 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
         state_dir: spec.collector.state_dir.clone().unwrap_or_else(|| name.default_state_dir()),
         name,
         kafka,
+        managed,
         topic,
         agent_config,
         indexer_config,
@@ -65,13 +70,13 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
     })
 }
 
-/// What depends on the Kafka cluster the spec points at.
-pub fn against_cluster(p: &Pipeline, observed: &Observed) -> Result<(), Invalid> {
+/// What depends on the Kafka cluster the spec points at (for a managed one, the brokers it asks for).
+pub fn against_cluster(topic: &Topic, observed: &Observed) -> Result<(), Invalid> {
     let brokers = observed.broker_count;
-    if p.topic.replication_factor as usize > brokers {
+    if topic.replication_factor as usize > brokers {
         return Err(Invalid::new(
             "spec.kafka.topic.replicationFactor",
-            format!("{} is more than the {brokers} broker(s) of the Kafka cluster", p.topic.replication_factor),
+            format!("{} is more than the {brokers} broker(s) of the Kafka cluster", topic.replication_factor),
         ));
     }
     Ok(())

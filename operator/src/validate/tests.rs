@@ -91,29 +91,36 @@ fn invalid_specs_name_the_field() {
 }
 
 #[test]
-fn managed_kafka_alone_is_reported_as_not_available() {
+fn managed_kafka_points_the_pipeline_at_its_bootstrap_service() {
     let lp = with(&["spec", "kafka"], json!({"managed": {"brokers": 3}}));
-    let e = validate(&lp, &defaults()).unwrap_err();
-    assert_eq!(e.field, "spec.kafka.managed");
+    let p = validate(&lp, &defaults()).unwrap();
+    let ns = lp.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    assert_eq!(p.kafka.bootstrap_servers, format!("{}.{ns}.svc:9092", p.name.kafka_bootstrap()));
+    assert!(p.kafka.properties.is_empty());
+    assert_eq!(p.managed.as_ref().map(|m| m.brokers), Some(3));
+    let logpipe_collector::config::SinkConfig::Kafka(sink) = &p.agent_config.sink else { panic!("not Kafka") };
+    assert_eq!(sink.bootstrap_servers, p.kafka.bootstrap_servers);
 }
 
-/// A managed spec is checked in full before it is refused as not available yet: the error names the field.
+/// A managed spec is checked in full; an invalid one names its field, a valid one is accepted.
 #[test]
 fn managed_kafka_specs_are_checked() {
     let cases = [
-        (json!({"brokers": 0}), "spec.kafka.managed.brokers"),
-        (json!({"controllers": 2}), "spec.kafka.managed.controllers"),
-        (json!({"controllers": 0}), "spec.kafka.managed.controllers"),
-        (json!({"storage": {"size": "lots"}}), "spec.kafka.managed.storage.size"),
-        (json!({"storage": {"size": "0Gi"}}), "spec.kafka.managed.storage.size"),
-        (json!({"config": {"listeners": "PLAINTEXT://:9092"}}), "spec.kafka.managed.config.listeners"),
-        (json!({"config": {"node.id": "7"}}), "spec.kafka.managed.config.node.id"),
-        (json!({"brokers": 5, "controllers": 5, "storage": {"size": "1.5Ti"}}), "spec.kafka.managed"),
-        (json!({"config": {"log.retention.hours": "24"}}), "spec.kafka.managed"),
+        (json!({"brokers": 0}), Some("spec.kafka.managed.brokers")),
+        (json!({"controllers": 2}), Some("spec.kafka.managed.controllers")),
+        (json!({"controllers": 0}), Some("spec.kafka.managed.controllers")),
+        (json!({"storage": {"size": "lots"}}), Some("spec.kafka.managed.storage.size")),
+        (json!({"storage": {"size": "0Gi"}}), Some("spec.kafka.managed.storage.size")),
+        (json!({"config": {"listeners": "PLAINTEXT://:9092"}}), Some("spec.kafka.managed.config.listeners")),
+        (json!({"config": {"node.id": "7"}}), Some("spec.kafka.managed.config.node.id")),
+        // The topic's default replication factor is 3: two brokers cannot hold it.
+        (json!({"brokers": 2}), Some("spec.kafka.topic.replicationFactor")),
+        (json!({"brokers": 5, "controllers": 5, "storage": {"size": "1.5Ti"}}), None),
+        (json!({"config": {"log.retention.hours": "24"}}), None),
     ];
     for (managed, field) in cases {
         let lp = with(&["spec", "kafka"], json!({ "managed": managed }));
-        assert_eq!(validate(&lp, &defaults()).unwrap_err().field, field, "{managed}");
+        assert_eq!(validate(&lp, &defaults()).err().map(|e| e.field), field.map(String::from), "{managed}");
     }
 }
 
@@ -167,8 +174,8 @@ fn host_paths_are_the_glob_bases_and_extras_without_nesting() {
 #[test]
 fn replication_factor_is_checked_against_the_brokers() {
     let p = validate(&serde_json::from_value(base()).unwrap(), &defaults()).unwrap();
-    assert!(against_cluster(&p, &Observed { broker_count: 3 }).is_ok());
-    let e = against_cluster(&p, &Observed { broker_count: 1 }).unwrap_err();
+    assert!(against_cluster(&p.topic, &Observed { broker_count: 3 }).is_ok());
+    let e = against_cluster(&p.topic, &Observed { broker_count: 1 }).unwrap_err();
     assert_eq!(e.field, "spec.kafka.topic.replicationFactor");
 }
 

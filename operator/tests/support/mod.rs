@@ -1,5 +1,7 @@
 //! An operator running in-process against the test kube-apiserver, scoped to a namespace of its own so tests can
 //! run side by side, and helpers to watch what it does.
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -8,7 +10,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client};
 use logpipe_operator::crd::LogPipeline;
 use logpipe_operator::metrics::Metrics;
-use logpipe_operator::reconcile::{self, Context};
+use logpipe_operator::reconcile::{self, Context, KafkaSettings};
 use logpipe_operator::validate::Defaults;
 use serde_json::json;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ pub struct Operator {
     pub client: Client,
     pub namespace: String,
     pub pipelines: Api<LogPipeline>,
+    kafka: KafkaSettings,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -27,27 +30,42 @@ pub struct Operator {
 impl Operator {
     /// Installs the CRD from `crds/`, creates a namespace, and starts the controller for it.
     pub async fn start(prefix: &str) -> Operator {
+        Self::start_with(prefix, KafkaSettings::default()).await
+    }
+
+    /// As `start`, with these settings for managed Kafka clusters.
+    pub async fn start_with(prefix: &str, kafka: KafkaSettings) -> Operator {
         let client = logpipe_tests::kube_client().await;
         install_crd(&client).await;
         let namespace = logpipe_tests::unique_name(prefix);
         let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
         Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+        let pipelines = Api::namespaced(client.clone(), &namespace);
+        let mut op = Operator { client, namespace, pipelines, kafka, stop: None, task: None };
+        op.restart();
+        op
+    }
+
+    /// Starts the controller again after `stop`: a new operator process, as far as the cluster can tell.
+    pub fn restart(&mut self) {
+        let client = self.client.clone();
         let ctx = Arc::new(Context {
             client: client.clone(),
             recorder: Recorder::new(client.clone(), Reporter { controller: "logpipe-operator".into(), instance: None }),
             defaults: Defaults { collector_image: "logpipe/collector:test".into() },
             metrics: Arc::new(Metrics::default()),
+            kafka: self.kafka.clone(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let ns = namespace.clone();
+        let ns = self.namespace.clone();
         let task = tokio::spawn(async move {
             let stopped = async move {
                 let _ = stopped.await;
             };
             reconcile::run(ctx, Some(&ns), stopped).await;
         });
-        let pipelines = Api::namespaced(client.clone(), &namespace);
-        Operator { client, namespace, pipelines, stop: Some(stop), task: Some(task) }
+        self.stop = Some(stop);
+        self.task = Some(task);
     }
 
     /// Stops the controller (as a crash would, from the cluster's point of view: nothing is cleaned up).

@@ -1,0 +1,154 @@
+//! Carrying out one scaling decision: the StatefulSet's replicas, partition reassignments, a pod deleted for a
+//! restart; and what the status and the Events say about it.
+
+use super::{observe, Cluster, ManagedError};
+use crate::apply;
+use crate::build;
+use crate::kafka_admin::Admin;
+use crate::model::ManagedCluster;
+use crate::reconcile::events::Events;
+use crate::reconcile::Context;
+use crate::scaling::{Action, BrokerId, Decision, Waiting};
+use crate::status::Scaling;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::DeleteParams;
+use kube::Api;
+
+/// The claim template's name in the broker StatefulSet; a broker's claim is `data-<set>-<ordinal>`.
+const CLAIM: &str = "data";
+
+pub(super) struct Step<'a> {
+    pub cluster: &'a Cluster<'a>,
+    /// The cluster as the StatefulSets have it now.
+    pub running: &'a ManagedCluster,
+    pub ctx: &'a Context,
+    pub events: &'a Events<'a>,
+}
+
+impl Step<'_> {
+    pub async fn take(&self, d: Decision, admin: &mut Admin) -> Result<Scaling, ManagedError> {
+        let operation = d.operation;
+        let scaling = |settled, reason, message| Scaling { operation, settled, reason, message };
+        Ok(match d.action {
+            Action::Settled => scaling(true, "Settled", format!("{} broker(s), all current", self.running.brokers)),
+            Action::Wait(w) => {
+                let (reason, message) = waiting(&w);
+                scaling(false, reason, message)
+            }
+            Action::SetReplicas(n) => {
+                self.set_replicas(n).await?;
+                scaling(false, "Scaling", format!("broker StatefulSet set to {n} replica(s)"))
+            }
+            Action::Reassign(moves) => match admin.reassign(&moves).await {
+                Ok(()) => {
+                    let message = format!("moving the replicas of {} partition(s)", moves.len());
+                    self.events.normal("Reassigning", message.clone()).await;
+                    scaling(false, "Reassigning", message)
+                }
+                Err(e) => {
+                    // Never taken as done: the next reconcile observes the replicas where they are and plans again.
+                    let message = format!("starting a reassignment failed, retrying: {e}");
+                    self.events.warning("ReassignmentFailed", message.clone()).await;
+                    scaling(false, "ReassignmentFailed", message)
+                }
+            },
+            Action::Restart(b) => {
+                let set = self.cluster.pipeline.name.kafka_brokers();
+                self.delete_pod(&format!("{set}-{b}")).await?;
+                scaling(false, "RollingRestart", format!("restarting broker {b} onto the current configuration"))
+            }
+            Action::Refuse(r) => {
+                self.events.warning("ScaleDownRefused", r.to_string()).await;
+                scaling(false, "Refused", r.to_string())
+            }
+        })
+    }
+
+    /// Scale-up adds every new broker at once; scale-down removes the highest one, already verified empty, and
+    /// its claim when the spec asks.
+    async fn set_replicas(&self, n: u32) -> Result<(), ManagedError> {
+        let name = &self.cluster.pipeline.name;
+        let next = ManagedCluster { brokers: n, ..self.running.clone() };
+        let set = build::kafka::build(name, &next, Some(self.cluster.owner)).brokers;
+        apply::stateful_set(&self.ctx.client, name.namespace(), &set).await?;
+        let from = self.running.brokers;
+        if n > from {
+            self.events.normal("BrokersAdded", format!("scaling the brokers from {from} to {n}")).await;
+            return Ok(());
+        }
+        let removed: BrokerId = n as BrokerId;
+        self.events.normal("BrokerRemoved", format!("broker {removed} held no replica and was removed")).await;
+        if self.cluster.spec.storage.delete_claim_on_scale_down {
+            let claim = format!("{CLAIM}-{}-{removed}", name.kafka_brokers());
+            let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.ctx.client.clone(), name.namespace());
+            delete(&claims, &claim).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_pod(&self, pod: &str) -> Result<(), ManagedError> {
+        let name = &self.cluster.pipeline.name;
+        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), name.namespace());
+        delete(&pods, pod).await?;
+        self.events.normal("Restarted", format!("deleted pod {pod} to restart it on the current configuration")).await;
+        Ok(())
+    }
+
+    /// Once the brokers are settled: the controller quorum, restarted one at a time onto the current configuration
+    /// while every controller is up, and never resized. `None` when there is nothing to say.
+    pub async fn controllers(&self, set: &StatefulSet, pods: Vec<Pod>) -> Result<Option<Scaling>, ManagedError> {
+        let operation = self.cluster.operation;
+        let scaling = |reason, message| Some(Scaling { operation, settled: false, reason, message });
+        let pods = match observe::broker_pods(set, &pods) {
+            Ok(pods) => pods,
+            Err(observe::NotObserved(message)) => return Ok(scaling("RolloutPending", message)),
+        };
+        let wanted = self.running.controllers;
+        if let Some(down) = (0..wanted as BrokerId).find(|c| !pods.get(c).is_some_and(|p| p.ready)) {
+            return Ok(scaling("ControllersStarting", format!("controller {down} is not ready")));
+        }
+        if let Some((&c, _)) = pods.iter().rev().find(|(_, p)| !p.current) {
+            let pod = format!("{}-{c}", self.cluster.pipeline.name.kafka_controllers());
+            self.delete_pod(&pod).await?;
+            return Ok(scaling("RollingRestart", format!("restarting controller {c} onto the current configuration")));
+        }
+        let asked = self.cluster.spec.controllers;
+        Ok((asked != wanted).then(|| Scaling {
+            operation,
+            settled: false,
+            reason: "QuorumResizeRefused",
+            message: format!(
+                "the controller quorum keeps its {wanted} controllers: resizing a KRaft quorum (to {asked}) is not \
+                 supported by this operator"
+            ),
+        }))
+    }
+}
+
+/// A wait as the condition's reason and message.
+fn waiting(w: &Waiting) -> (&'static str, String) {
+    match w {
+        Waiting::BrokersStarting { missing } => {
+            ("BrokersStarting", format!("waiting for broker(s) {missing:?} to be ready and registered"))
+        }
+        Waiting::Reassigning { partitions } => {
+            ("Reassigning", format!("waiting for the reassignment of {partitions} partition(s)"))
+        }
+        Waiting::UnderReplicated { partitions } => {
+            ("UnderReplicated", format!("waiting for {partitions} partition(s) to have every replica in sync"))
+        }
+        Waiting::NotEmpty { broker } => ("Draining", format!("broker {broker} still holds replicas")),
+    }
+}
+
+async fn delete<K>(api: &Api<K>, name: &str) -> Result<(), ManagedError>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(source) => Err(ManagedError::Kube { what: format!("deleting {} {name}", K::kind(&())), source }),
+    }
+}

@@ -1,0 +1,278 @@
+//! A managed Kafka scaled end to end: the operator's reconciler against the real kube-apiserver and
+//! controller-manager (which create and delete the StatefulSets' pods) and, for the Kafka side, the cluster
+//! simulator on loopback. No kubelet runs here, so the test plays it: a pod becomes Ready a moment after it is
+//! created and its broker then registers, out of every ISR until it has caught up; a deleted pod's broker leaves
+//! the cluster. Every broker that leaves is recorded with what it held, and with whether any partition was short of
+//! a replica at that moment, so the test can check that no data could have been lost.
+
+mod support;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::Api;
+use logpipe_operator::crd::KafkaPhase;
+use logpipe_operator::kafka_admin::Admin;
+use logpipe_operator::reconcile::KafkaSettings;
+use logpipe_tests::kafka_sim::KafkaSim;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{Operator, TIMEOUT};
+
+/// How long a new pod takes to become Ready, and a new broker to catch up with the partitions it holds.
+const START: Duration = Duration::from_millis(300);
+const CATCH_UP: Duration = Duration::from_millis(400);
+
+/// A broker pod that went away.
+#[derive(Debug, Clone)]
+struct Departure {
+    broker: i32,
+    /// Partitions (topic/index) that listed the broker as a replica when its pod went away.
+    held: Vec<String>,
+    /// Partitions that already had a replica out of the ISR at that moment.
+    under_replicated: Vec<String>,
+}
+
+#[derive(Default)]
+struct Record {
+    departures: Vec<Departure>,
+}
+
+/// What the kubelet remembers of a pod: its uid, when it appeared, and when it became Ready.
+struct Seen {
+    uid: String,
+    since: Instant,
+    ready_at: Option<Instant>,
+}
+
+struct Kubelet {
+    record: Arc<Mutex<Record>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Kubelet {
+    fn start(pods: Api<Pod>, sim: Arc<KafkaSim>, brokers_set: String) -> Self {
+        let record = Arc::new(Mutex::new(Record::default()));
+        let shared = record.clone();
+        let task = tokio::spawn(async move {
+            let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+            loop {
+                if let Ok(list) = pods.list(&ListParams::default()).await {
+                    tick(&pods, &sim, &brokers_set, &mut seen, &list.items, &shared).await;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Self { record, task }
+    }
+
+    fn departures(&self) -> Vec<Departure> {
+        self.record.lock().unwrap().departures.clone()
+    }
+}
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn ordinal(set: &str, pod: &str) -> Option<i32> {
+    pod.strip_prefix(set)?.strip_prefix('-')?.parse().ok()
+}
+
+async fn tick(
+    api: &Api<Pod>,
+    sim: &KafkaSim,
+    set: &str,
+    seen: &mut BTreeMap<String, Seen>,
+    pods: &[Pod],
+    record: &Mutex<Record>,
+) {
+    let now = Instant::now();
+    let live: BTreeMap<String, String> = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| (p.metadata.name.clone().unwrap(), p.metadata.uid.clone().unwrap()))
+        .collect();
+    // Gone, or replaced by a new pod of the same name: the broker leaves.
+    let gone: Vec<String> = seen.iter().filter(|(n, s)| live.get(*n) != Some(&s.uid)).map(|(n, _)| n.clone()).collect();
+    for name in gone {
+        seen.remove(&name);
+        if let Some(b) = ordinal(set, &name) {
+            record.lock().unwrap().departures.push(leave(sim, b));
+        }
+    }
+    for (name, uid) in &live {
+        let s = seen.entry(name.clone()).or_insert_with(|| Seen { uid: uid.clone(), since: now, ready_at: None });
+        if s.ready_at.is_none() && now.duration_since(s.since) >= START {
+            let status = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
+            if api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.is_ok() {
+                s.ready_at = Some(now);
+                if let Some(b) = ordinal(set, name) {
+                    let mut state = sim.state();
+                    state.brokers.insert(b);
+                    state.lagging.insert(b);
+                }
+            }
+        }
+        if let (Some(at), Some(b)) = (s.ready_at, ordinal(set, name)) {
+            if now.duration_since(at) >= CATCH_UP {
+                sim.state().lagging.remove(&b);
+            }
+        }
+    }
+}
+
+/// Takes broker `b` out of the simulated cluster, noting what it held and what was already short.
+fn leave(sim: &KafkaSim, b: i32) -> Departure {
+    let mut state = sim.state();
+    let mut held = Vec::new();
+    let mut under_replicated = Vec::new();
+    for (topic, (_, partitions)) in &state.topics {
+        for (i, p) in partitions.iter().enumerate() {
+            let moving = p.moving.as_ref().is_some_and(|(target, _)| target.contains(&b));
+            if p.replicas.contains(&b) || moving {
+                held.push(format!("{topic}/{i}"));
+            }
+            if p.replicas.iter().any(|r| !p.isr.contains(r)) {
+                under_replicated.push(format!("{topic}/{i}"));
+            }
+        }
+    }
+    state.brokers.remove(&b);
+    state.lagging.remove(&b);
+    Departure { broker: b, held, under_replicated }
+}
+
+fn pipeline(name: &str, brokers: u32, config: serde_json::Value) -> serde_json::Value {
+    json!({
+        "apiVersion": "logpipe.dev/v1alpha1",
+        "kind": "LogPipeline",
+        "metadata": {"name": name},
+        "spec": {
+            "collector": {"nodeSelector": {"logpipe.dev/test-node": "none"}},
+            "kafka": {
+                "managed": {"brokers": brokers, "controllers": 1, "config": config},
+                "topic": {"partitions": 6, "replicationFactor": 2}
+            },
+            "indexer": {"replicas": 1, "elasticsearch": {"url": logpipe_tests::elasticsearch_url()}}
+        }
+    })
+}
+
+/// Waits until KafkaSettled has this status and reason for the pipeline's latest generation.
+async fn settled(op: &Operator, name: &str, status: &str, reason: &str) -> String {
+    let what = format!("{name}: KafkaSettled={status} ({reason})");
+    logpipe_tests::wait_for(&what, TIMEOUT, || async {
+        let lp = op.pipelines.get(name).await.ok()?;
+        let s = lp.status?;
+        let c = s.conditions.iter().find(|c| c.type_ == "KafkaSettled")?;
+        let latest = s.observed_generation == lp.metadata.generation;
+        (latest && c.status == status && c.reason == reason).then(|| c.message.clone())
+    })
+    .await
+}
+
+/// Replicas per registered broker.
+fn load(sim: &KafkaSim) -> BTreeMap<i32, usize> {
+    let state = sim.state();
+    let mut load: BTreeMap<i32, usize> = state.brokers.iter().map(|&b| (b, 0)).collect();
+    for r in state.topics.values().flat_map(|(_, ps)| ps).flat_map(|p| &p.replicas) {
+        *load.entry(*r).or_default() += 1;
+    }
+    load
+}
+
+async fn broker_set(op: &Operator, name: &str) -> StatefulSet {
+    let sets: Api<StatefulSet> = Api::namespaced(op.client.clone(), &op.namespace);
+    sets.get(&format!("{name}-kafka")).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_scale_up_drain_refuse_and_roll_without_losing_a_replica() {
+    let sim = Arc::new(KafkaSim::start([], Duration::from_millis(300)).await);
+    let settings = KafkaSettings {
+        admin_address: Some(sim.bootstrap()),
+        poll: Duration::from_millis(200),
+        max_moves: 4,
+        timeout: Duration::from_secs(5),
+    };
+    let mut op = Operator::start_with("managed", settings).await;
+    let name = "mk";
+    let pods: Api<Pod> = Api::namespaced(op.client.clone(), &op.namespace);
+    let kubelet = Kubelet::start(pods.clone(), sim.clone(), format!("{name}-kafka"));
+
+    // A new cluster: three brokers, the topics created once they are registered.
+    op.apply(pipeline(name, 3, json!({}))).await;
+    settled(&op, name, "True", "Settled").await;
+    assert_eq!(sim.state().brokers, BTreeSet::from([0, 1, 2]));
+    let topic = format!("logpipe.{}.{name}", op.namespace);
+    let shape = sim.state().topics.get(&topic).map(|(_, ps)| ps.iter().map(|p| p.replicas.len()).collect::<Vec<_>>());
+    assert_eq!(shape, Some(vec![2; 6]), "{topic}: six partitions of two replicas");
+    // Another team's topic in the same cluster, with three replicas and min ISR 2.
+    let mut admin = Admin::connect(&sim.bootstrap(), Duration::from_secs(5)).await.unwrap();
+    admin.create_topic("orders", 6, 3, &[("min.insync.replicas", "2".into())]).await.unwrap();
+
+    // Scale-up: two brokers added, replicas spread onto them.
+    op.apply(pipeline(name, 5, json!({}))).await;
+    settled(&op, name, "True", "Settled").await;
+    let spread = load(&sim);
+    assert_eq!(spread.len(), 5, "{spread:?}");
+    let (min, max) = (spread.values().min().unwrap(), spread.values().max().unwrap());
+    assert!(max - min <= 1, "replicas balanced over five brokers: {spread:?}");
+
+    // Scale-down, with the operator restarted while it drains: it goes on from the phase in the status.
+    op.apply(pipeline(name, 3, json!({}))).await;
+    logpipe_tests::wait_for("the drain to start", TIMEOUT, || async {
+        let op_ = op.pipelines.get(name).await.ok()?.status?.kafka_operation?;
+        (op_.phase == KafkaPhase::Draining).then_some(())
+    })
+    .await;
+    op.stop().await;
+    op.restart();
+    settled(&op, name, "True", "Settled").await;
+    assert_eq!(sim.state().brokers, BTreeSet::from([0, 1, 2]));
+    let departures = kubelet.departures();
+    let removals: Vec<&Departure> = departures.iter().filter(|d| d.broker >= 3).collect();
+    assert_eq!(removals.iter().map(|d| d.broker).collect::<Vec<_>>(), [4, 3], "highest first, one at a time");
+    for d in &removals {
+        assert!(d.held.is_empty(), "broker {} removed holding {:?}", d.broker, d.held);
+        assert!(d.under_replicated.is_empty(), "broker {} removed while {:?} were short", d.broker, d.under_replicated);
+    }
+
+    // Below the other topic's replication factor: refused, with a condition and an Event, and nothing removed.
+    op.apply(pipeline(name, 2, json!({}))).await;
+    let message = settled(&op, name, "False", "Refused").await;
+    assert!(message.contains("replication factor 3"), "{message}");
+    assert_eq!(broker_set(&op, name).await.spec.unwrap().replicas, Some(3));
+    let events: Api<Event> = Api::namespaced(op.client.clone(), &op.namespace);
+    let refused = events.list(&ListParams::default()).await.unwrap();
+    assert!(refused.items.iter().any(|e| e.reason.as_deref() == Some("ScaleDownRefused")), "a Warning Event");
+
+    // A configuration change: every broker restarted once, each only while every partition was fully in sync.
+    let before = kubelet.departures().len();
+    op.apply(pipeline(name, 3, json!({"log.retention.hours": "24"}))).await;
+    settled(&op, name, "True", "Settled").await;
+    let restarts: Vec<Departure> = kubelet.departures().split_off(before);
+    let mut restarted: Vec<i32> = restarts.iter().map(|d| d.broker).collect();
+    restarted.sort();
+    assert_eq!(restarted, [0, 1, 2], "{restarts:?}");
+    for d in &restarts {
+        assert!(
+            d.under_replicated.is_empty(),
+            "broker {} restarted while {:?} were short",
+            d.broker,
+            d.under_replicated
+        );
+    }
+    let set = broker_set(&op, name).await;
+    let revision = set.status.unwrap().update_revision.unwrap();
+    for pod in pods.list(&ListParams::default().labels("app.kubernetes.io/component=kafka-broker")).await.unwrap() {
+        assert_eq!(pod.metadata.labels.unwrap()["controller-revision-hash"], revision);
+    }
+    assert_eq!(sim.state().brokers, BTreeSet::from([0, 1, 2]));
+    op.stop().await;
+}
