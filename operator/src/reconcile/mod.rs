@@ -8,11 +8,10 @@ pub use managed::{ManagedError, Settings as KafkaSettings};
 
 use crate::apply::{self, ApplyError};
 use crate::build;
-use crate::crd::LogPipeline;
+use crate::crd::{LogPipeline, LogPipelineStatus};
 use crate::fetch::{self, FetchError, KafkaView};
 use crate::metrics::{Metrics, Outcome};
 use crate::model::Pipeline;
-use crate::scaling::Operation;
 use crate::status::{self, KafkaState, Observation};
 use crate::validate::{self, Defaults, Invalid, Observed};
 use events::Events;
@@ -127,10 +126,11 @@ async fn reconcile_pipeline(lp: &LogPipeline, ctx: &Context) -> Result<Action, R
         Err(invalid) => return reject(lp, ctx, &events, &invalid).await,
     };
     let owner = lp.controller_owner_ref(&()).ok_or_else(|| ReconcileError::Incomplete(lp.name_any()))?;
-    let previous = lp.status.clone().unwrap_or_default();
+    let mut previous = lp.status.clone().unwrap_or_default();
     let (kafka, scaling, requeue) = match &pipeline.managed {
         Some(spec) => {
-            let operation = operation(lp, ctx).await?;
+            previous = fresh_status(lp, ctx).await?;
+            let operation = previous.kafka_operation.map(Into::into).unwrap_or_default();
             let cluster = managed::Cluster { pipeline: &pipeline, spec, owner: &owner, operation };
             let m = managed::reconcile(&cluster, ctx, &events).await?;
             (m.kafka, Some(m.scaling), m.requeue)
@@ -159,20 +159,21 @@ async fn reconcile_pipeline(lp: &LogPipeline, ctx: &Context) -> Result<Action, R
         deployment: &applied.deployment,
         scaling,
     };
-    let status = write_status(lp, ctx, &observation).await?;
+    let status = write_status(lp, ctx, &previous, &observation).await?;
     let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
     ctx.metrics.reconciled(Outcome::Applied);
     let resync = if ready { RESYNC } else { NOT_READY_RETRY };
     Ok(Action::requeue(requeue.map_or(resync, |r| r.min(resync))))
 }
 
-/// The managed Kafka's operation in progress, read from the API server: the controller's cache can lag behind the
-/// status this operator wrote a moment ago, and an operation read stale would be lost.
-async fn operation(lp: &LogPipeline, ctx: &Context) -> Result<Operation, ReconcileError> {
+/// The status as the API server has it. A managed Kafka's operation in progress is read from here, not from the
+/// controller's cache, which can lag behind the status written a moment ago: an operation read stale is lost, and a
+/// status compared with a stale one may go unwritten.
+async fn fresh_status(lp: &LogPipeline, ctx: &Context) -> Result<LogPipelineStatus, ReconcileError> {
     let name = lp.name_any();
     let api = Api::<LogPipeline>::namespaced(ctx.client.clone(), lp.namespace().as_deref().unwrap_or_default());
     let fresh = api.get_status(&name).await.map_err(|source| ReconcileError::Status { name, source })?;
-    Ok(fresh.status.and_then(|s| s.kafka_operation).map(Into::into).unwrap_or_default())
+    Ok(fresh.status.unwrap_or_default())
 }
 
 /// Creates missing topics when Kafka could be reached.
@@ -210,20 +211,21 @@ async fn reject(
 ) -> Result<Action, ReconcileError> {
     tracing::info!(pipeline = %lp.name_any(), %invalid, "invalid spec");
     events.warning("InvalidSpec", invalid.to_string()).await;
-    write_status(lp, ctx, &Observation::Invalid(invalid)).await?;
+    write_status(lp, ctx, &lp.status.clone().unwrap_or_default(), &Observation::Invalid(invalid)).await?;
     ctx.metrics.reconciled(Outcome::Invalid);
     // Only a spec change (which wakes the controller) or a Kafka cluster change fixes it.
     Ok(Action::requeue(Duration::from_secs(60)))
 }
 
+/// Writes the status that follows `previous`, unless nothing changed.
 async fn write_status(
     lp: &LogPipeline,
     ctx: &Context,
+    previous: &LogPipelineStatus,
     observation: &Observation<'_>,
-) -> Result<crate::crd::LogPipelineStatus, ReconcileError> {
-    let previous = lp.status.clone().unwrap_or_default();
-    let status = status::next(&previous, lp.metadata.generation, observation, &Time(Timestamp::now()));
-    if status == previous {
+) -> Result<LogPipelineStatus, ReconcileError> {
+    let status = status::next(previous, lp.metadata.generation, observation, &Time(Timestamp::now()));
+    if status == *previous {
         return Ok(status);
     }
     let name = lp.name_any();
