@@ -1,7 +1,8 @@
 //! A Kafka cluster simulated behind the Kafka protocol on loopback, for what no multi-broker Kafka can show on
 //! these machines: several brokers, replicas and ISR, partition reassignments that complete over time, brokers
 //! that join, leave and fall behind on demand. It answers ApiVersions, Metadata, DescribeCluster, DescribeConfigs,
-//! CreateTopics, AlterPartitionReassignments and ListPartitionReassignments; everything else is refused.
+//! IncrementalAlterConfigs, CreateTopics, AlterPartitionReassignments and ListPartitionReassignments; everything
+//! else is refused.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::alter_partition_reassignments_response::{
@@ -12,6 +13,7 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::list_partition_reassignments_response::{
     OngoingPartitionReassignment, OngoingTopicReassignment,
 };
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const SERVED: [ApiKey; 7] = [
+const SERVED: [ApiKey; 8] = [
     ApiKey::ApiVersions,
     ApiKey::Metadata,
     ApiKey::DescribeCluster,
@@ -35,7 +37,15 @@ const SERVED: [ApiKey; 7] = [
     ApiKey::CreateTopics,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
+    ApiKey::IncrementalAlterConfigs,
 ];
+const TOPIC_RESOURCE: i8 = 2;
+const BROKER_RESOURCE: i8 = 4;
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+/// DescribeConfigs' source of a config set at run time for one broker or topic.
+const DYNAMIC_SOURCE: i8 = 1;
+const INVALID_REQUEST: i16 = 42;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 const INVALID_REPLICATION_FACTOR: i16 = 38;
 const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
@@ -61,6 +71,20 @@ pub struct SimState {
     pub reassignments_started: usize,
     /// This many of the next reassignments to come due fail instead: the partition keeps its old replicas.
     pub fail_reassignments: usize,
+    /// Configs set at run time (IncrementalAlterConfigs), by resource type and name: broker ids and topics.
+    pub configs: BTreeMap<(i8, String), BTreeMap<String, String>>,
+}
+
+impl SimState {
+    /// The run-time configs of broker `b`.
+    pub fn broker_configs(&self, b: i32) -> BTreeMap<String, String> {
+        self.configs.get(&(BROKER_RESOURCE, b.to_string())).cloned().unwrap_or_default()
+    }
+
+    /// The run-time configs of a topic.
+    pub fn topic_configs(&self, topic: &str) -> BTreeMap<String, String> {
+        self.configs.get(&(TOPIC_RESOURCE, topic.to_owned())).cloned().unwrap_or_default()
+    }
 }
 
 impl SimState {
@@ -166,6 +190,9 @@ fn respond(mut frame: Bytes, state: &Mutex<SimState>) -> Option<Bytes> {
         ApiKey::ListPartitionReassignments => {
             reply::<ListPartitionReassignmentsRequest>(&header, frame, |_| list_reassignments(&state))
         }
+        ApiKey::IncrementalAlterConfigs => {
+            reply::<IncrementalAlterConfigsRequest>(&header, frame, |r| alter_configs(&mut state, r))
+        }
         _ => None,
     }
 }
@@ -246,22 +273,68 @@ fn describe_cluster(state: &SimState) -> DescribeClusterResponse {
     response
 }
 
+/// A topic's min ISR and run-time configs; a broker's run-time configs. Only the keys asked for, when asked.
 fn describe_configs(state: &SimState, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let mut response = DescribeConfigsResponse::default();
     for resource in request.resources {
         let mut result = DescribeConfigsResult::default();
         result.resource_type = resource.resource_type;
-        match state.topics.get(resource.resource_name.as_str()) {
-            Some((min_isr, _)) => {
-                let mut config = DescribeConfigsResourceResult::default();
-                config.name = StrBytes::from_static_str("min.insync.replicas");
-                config.value = Some(StrBytes::from_string(min_isr.to_string()));
-                result.configs.push(config);
+        let name = resource.resource_name.to_string();
+        let mut found: BTreeMap<String, String> =
+            state.configs.get(&(resource.resource_type, name.clone())).cloned().unwrap_or_default();
+        match (resource.resource_type, state.topics.get(&name)) {
+            (TOPIC_RESOURCE, Some((min_isr, _))) => {
+                found.insert("min.insync.replicas".into(), min_isr.to_string());
             }
-            None => result.error_code = UNKNOWN_TOPIC_OR_PARTITION,
+            (TOPIC_RESOURCE, None) => result.error_code = UNKNOWN_TOPIC_OR_PARTITION,
+            _ => {}
+        }
+        let wanted =
+            resource.configuration_keys.map(|keys| keys.iter().map(|k| k.to_string()).collect::<BTreeSet<_>>());
+        for (key, value) in found.into_iter().filter(|(k, _)| wanted.as_ref().is_none_or(|w| w.contains(k))) {
+            let mut config = DescribeConfigsResourceResult::default();
+            config.name = StrBytes::from_string(key);
+            config.value = Some(StrBytes::from_string(value));
+            config.config_source = DYNAMIC_SOURCE;
+            result.configs.push(config);
         }
         result.resource_name = resource.resource_name;
         response.results.push(result);
+    }
+    response
+}
+
+/// Sets and deletes run-time configs of topics (which must exist) and brokers.
+fn alter_configs(state: &mut SimState, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+    let mut response = IncrementalAlterConfigsResponse::default();
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let mut result = AlterConfigsResourceResponse::default();
+        result.resource_type = resource.resource_type;
+        result.resource_name = resource.resource_name.clone();
+        let known = match resource.resource_type {
+            TOPIC_RESOURCE => state.topics.contains_key(&name),
+            BROKER_RESOURCE => name.parse::<i32>().is_ok(),
+            _ => false,
+        };
+        if !known {
+            result.error_code =
+                if resource.resource_type == TOPIC_RESOURCE { UNKNOWN_TOPIC_OR_PARTITION } else { INVALID_REQUEST };
+        } else if !request.validate_only {
+            let configs = state.configs.entry((resource.resource_type, name)).or_default();
+            for c in &resource.configs {
+                match (c.config_operation, &c.value) {
+                    (SET, Some(v)) => {
+                        configs.insert(c.name.to_string(), v.to_string());
+                    }
+                    (DELETE, _) => {
+                        configs.remove(c.name.as_str());
+                    }
+                    _ => result.error_code = INVALID_REQUEST,
+                }
+            }
+        }
+        response.responses.push(result);
     }
     response
 }

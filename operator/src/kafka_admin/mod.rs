@@ -2,8 +2,10 @@
 //! does not offer: partition reassignments and the replica and ISR view that broker scaling is decided from.
 
 mod connection;
+mod throttle;
 
 pub use connection::Connection;
+pub use throttle::{Throttle, RATES as THROTTLE_RATES, REPLICAS as THROTTLED_REPLICAS};
 
 use crate::scaling::{BrokerId, Move, Partition, Reassignment};
 use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
