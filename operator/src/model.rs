@@ -112,6 +112,8 @@ pub struct ManagedCluster {
     pub broker_config: BTreeMap<String, String>,
     /// The KRaft cluster id every node's storage is formatted with.
     pub cluster_id: String,
+    /// Bytes per second per broker for replicas being built while partitions move.
+    pub reassignment_throttle: u64,
 }
 
 /// The volume claim of each broker.

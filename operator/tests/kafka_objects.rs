@@ -33,6 +33,7 @@ async fn the_apiserver_accepts_every_object_of_a_managed_kafka() {
         resources: Default::default(),
         broker_config: [("log.retention.hours".to_owned(), "24".to_owned())].into(),
         cluster_id: cluster_id("uid"),
+        reassignment_throttle: 1 << 20,
     };
     let objects = build(&name, &cluster, None);
 

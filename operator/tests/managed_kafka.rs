@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::Api;
 use logpipe_operator::crd::KafkaPhase;
-use logpipe_operator::kafka_admin::Admin;
+use logpipe_operator::kafka_admin::{Admin, THROTTLED_REPLICAS, THROTTLE_RATES};
 use logpipe_operator::reconcile::KafkaSettings;
 use logpipe_tests::kafka_sim::KafkaSim;
 use serde_json::json;
@@ -38,6 +38,8 @@ struct Departure {
 #[derive(Default)]
 struct Record {
     departures: Vec<Departure>,
+    /// Partitions seen moving without the replication throttle on every broker and on their topic.
+    unthrottled: BTreeSet<String>,
 }
 
 /// What the kubelet remembers of a pod: its uid, when it appeared, and when it became Ready.
@@ -71,6 +73,10 @@ impl Kubelet {
     fn departures(&self) -> Vec<Departure> {
         self.record.lock().unwrap().departures.clone()
     }
+
+    fn unthrottled(&self) -> BTreeSet<String> {
+        self.record.lock().unwrap().unthrottled.clone()
+    }
 }
 
 impl Drop for Kubelet {
@@ -92,6 +98,8 @@ async fn tick(
     record: &Mutex<Record>,
 ) {
     let now = Instant::now();
+    let unthrottled = unthrottled_moves(sim);
+    record.lock().unwrap().unthrottled.extend(unthrottled);
     let live: BTreeMap<String, String> = pods
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
@@ -124,6 +132,36 @@ async fn tick(
             }
         }
     }
+}
+
+/// Partitions moving while a broker has no throttle rate or their topic no throttled replicas.
+fn unthrottled_moves(sim: &KafkaSim) -> Vec<String> {
+    let state = sim.state();
+    let brokers_throttled =
+        state.brokers.iter().all(|&b| THROTTLE_RATES.iter().all(|k| state.broker_configs(b).contains_key(*k)));
+    let mut out = Vec::new();
+    for (topic, (_, partitions)) in &state.topics {
+        let topic_throttled =
+            THROTTLED_REPLICAS.iter().all(|k| state.topic_configs(topic).get(*k).is_some_and(|v| v == "*"));
+        for (i, p) in partitions.iter().enumerate() {
+            if p.moving.is_some() && !(brokers_throttled && topic_throttled) {
+                out.push(format!("{topic}/{i}"));
+            }
+        }
+    }
+    out
+}
+
+/// Every throttle config left in the cluster.
+fn throttles(sim: &KafkaSim) -> Vec<(String, String)> {
+    let state = sim.state();
+    let keys: Vec<&str> = THROTTLE_RATES.iter().chain(THROTTLED_REPLICAS.iter()).copied().collect();
+    state
+        .configs
+        .iter()
+        .flat_map(|((_, name), configs)| configs.keys().map(move |k| (name.clone(), k.clone())))
+        .filter(|(_, k)| keys.contains(&k.as_str()))
+        .collect()
 }
 
 /// Takes broker `b` out of the simulated cluster, noting what it held and what was already short.
@@ -223,6 +261,8 @@ async fn brokers_scale_up_drain_refuse_and_roll_without_losing_a_replica() {
     assert_eq!(spread.len(), 5, "{spread:?}");
     let (min, max) = (spread.values().min().unwrap(), spread.values().max().unwrap());
     assert!(max - min <= 1, "replicas balanced over five brokers: {spread:?}");
+    assert!(sim.state().reassignments_started > 0);
+    assert_eq!(throttles(&sim), [], "no throttle outlives the moves");
 
     // Scale-down, with the operator restarted while it drains: it goes on from the phase in the status.
     op.apply(pipeline(name, 3, json!({}))).await;
@@ -235,6 +275,8 @@ async fn brokers_scale_up_drain_refuse_and_roll_without_losing_a_replica() {
     op.restart();
     settled(&op, name, "True", "Settled").await;
     assert_eq!(sim.state().brokers, BTreeSet::from([0, 1, 2]));
+    assert_eq!(throttles(&sim), [], "no throttle outlives the moves");
+    assert_eq!(kubelet.unthrottled(), BTreeSet::new(), "every move ran throttled");
     let departures = kubelet.departures();
     let removals: Vec<&Departure> = departures.iter().filter(|d| d.broker >= 3).collect();
     assert_eq!(removals.iter().map(|d| d.broker).collect::<Vec<_>>(), [4, 3], "highest first, one at a time");

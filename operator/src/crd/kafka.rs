@@ -111,6 +111,11 @@ pub struct ManagedKafka {
     /// Broker configuration (server.properties keys).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    /// While replicas move between brokers (scaling), the replication traffic that builds new copies is held to
+    /// this many bytes per second on each broker, so producers and consumers keep their bandwidth. In-sync
+    /// replicas are never throttled. Default: 52428800 (50 MiB/s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassignment_throttle_bytes_per_second: Option<i64>,
 }
 
 /// The volume claim of each broker.

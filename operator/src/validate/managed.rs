@@ -10,6 +10,7 @@ pub const DEFAULT_KAFKA_IMAGE: &str = "apache/kafka:4.1.0";
 const DEFAULT_BROKERS: i32 = 3;
 const DEFAULT_CONTROLLERS: i32 = 3;
 const DEFAULT_STORAGE: &str = "10Gi";
+const DEFAULT_THROTTLE: i64 = 50 * 1024 * 1024;
 
 /// `uid` is the LogPipeline's: the KRaft cluster id is derived from it.
 pub(super) fn cluster(spec: &ManagedKafka, uid: &str) -> Result<ManagedCluster, Invalid> {
@@ -26,6 +27,11 @@ pub(super) fn cluster(spec: &ManagedKafka, uid: &str) -> Result<ManagedCluster, 
     if !is_quantity(&size) {
         return Err(Invalid::new("spec.kafka.managed.storage.size", format!("{size:?} is not a size such as 100Gi")));
     }
+    let throttle = spec.reassignment_throttle_bytes_per_second.unwrap_or(DEFAULT_THROTTLE);
+    let Ok(reassignment_throttle @ 1..) = u64::try_from(throttle) else {
+        let field = "spec.kafka.managed.reassignmentThrottleBytesPerSecond";
+        return Err(Invalid::new(field, format!("{throttle} is not a rate in bytes per second")));
+    };
     if let Some(key) = spec.config.keys().find(|k| OPERATOR_KEYS.contains(&k.as_str())) {
         return Err(Invalid::new(format!("spec.kafka.managed.config.{key}"), "is set by the operator"));
     }
@@ -41,6 +47,7 @@ pub(super) fn cluster(spec: &ManagedKafka, uid: &str) -> Result<ManagedCluster, 
         resources: spec.resources.clone().unwrap_or_default(),
         broker_config: spec.config.clone(),
         cluster_id: cluster_id(uid),
+        reassignment_throttle,
     })
 }
 

@@ -115,6 +115,11 @@ fn managed_kafka_specs_are_checked() {
         (json!({"config": {"node.id": "7"}}), Some("spec.kafka.managed.config.node.id")),
         // The topic's default replication factor is 3: two brokers cannot hold it.
         (json!({"brokers": 2}), Some("spec.kafka.topic.replicationFactor")),
+        (
+            json!({"reassignmentThrottleBytesPerSecond": 0}),
+            Some("spec.kafka.managed.reassignmentThrottleBytesPerSecond"),
+        ),
+        (json!({"reassignmentThrottleBytesPerSecond": 10485760}), None),
         (json!({"brokers": 5, "controllers": 5, "storage": {"size": "1.5Ti"}}), None),
         (json!({"config": {"log.retention.hours": "24"}}), None),
     ];
@@ -197,4 +202,5 @@ fn managed_kafka_defaults() {
     assert_eq!((k.storage.size.as_str(), k.storage.delete_claim_on_scale_down), ("10Gi", false));
     assert_eq!(k.image, super::managed::DEFAULT_KAFKA_IMAGE);
     assert_eq!(k.cluster_id, crate::build::kafka::properties::cluster_id("uid-1"));
+    assert_eq!(k.reassignment_throttle, 50 * 1024 * 1024, "50 MiB/s");
 }

@@ -4,16 +4,17 @@
 use super::{observe, Cluster, ManagedError};
 use crate::apply;
 use crate::build;
-use crate::kafka_admin::Admin;
+use crate::kafka_admin::{Admin, AdminError, Throttle};
 use crate::model::ManagedCluster;
 use crate::reconcile::events::Events;
 use crate::reconcile::Context;
-use crate::scaling::{Action, BrokerId, Decision, Waiting};
+use crate::scaling::{Action, BrokerId, ClusterView, Decision, Move, Waiting};
 use crate::status::Scaling;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::DeleteParams;
 use kube::Api;
+use std::collections::BTreeSet;
 
 /// The claim template's name in the broker StatefulSet; a broker's claim is `data-<set>-<ordinal>`.
 const CLAIM: &str = "data";
@@ -22,6 +23,8 @@ pub(super) struct Step<'a> {
     pub cluster: &'a Cluster<'a>,
     /// The cluster as the StatefulSets have it now.
     pub running: &'a ManagedCluster,
+    /// What the decision was taken from.
+    pub view: &'a ClusterView,
     pub ctx: &'a Context,
     pub events: &'a Events<'a>,
 }
@@ -40,7 +43,7 @@ impl Step<'_> {
                 self.set_replicas(n).await?;
                 scaling(false, "Scaling", format!("broker StatefulSet set to {n} replica(s)"))
             }
-            Action::Reassign(moves) => match admin.reassign(&moves).await {
+            Action::Reassign(moves) => match self.reassign(&moves, admin).await {
                 Ok(()) => {
                     let message = format!("moving the replicas of {} partition(s)", moves.len());
                     self.events.normal("Reassigning", message.clone()).await;
@@ -63,6 +66,35 @@ impl Step<'_> {
                 scaling(false, "Refused", r.to_string())
             }
         })
+    }
+
+    /// Throttled first: a reassignment never starts without the throttle.
+    async fn reassign(&self, moves: &[Move], admin: &mut Admin) -> Result<(), AdminError> {
+        let topics: BTreeSet<&str> = moves.iter().map(|m| m.topic.as_str()).collect();
+        let rate = Throttle::Set(self.cluster.spec.reassignment_throttle);
+        admin.throttle(self.view.registered.iter().copied(), topics, rate).await?;
+        admin.reassign(moves).await
+    }
+
+    /// With nothing moving, the throttles of earlier moves are removed, so they never slow a broker that has to
+    /// catch up after a restart. Best effort: a failure is a Warning Event, and it is tried again next time.
+    pub async fn unthrottle(&self, admin: &mut Admin) {
+        if self.view.partitions.iter().any(|p| p.reassigning()) {
+            return;
+        }
+        let brokers = self.view.registered.iter().copied();
+        let cleared = match admin.throttled(brokers.clone()).await {
+            Ok(false) => return,
+            Ok(true) => {
+                let topics: BTreeSet<&str> = self.view.partitions.iter().map(|p| p.topic.as_str()).collect();
+                admin.throttle(brokers, topics, Throttle::Clear).await
+            }
+            Err(e) => Err(e),
+        };
+        match cleared {
+            Ok(()) => self.events.normal("ThrottleRemoved", "replication throttles removed".into()).await,
+            Err(e) => self.events.warning("ThrottleNotRemoved", format!("removing replication throttles: {e}")).await,
+        }
     }
 
     /// Scale-up adds every new broker at once; scale-down removes the highest one, already verified empty, and

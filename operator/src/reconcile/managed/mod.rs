@@ -12,7 +12,7 @@ use crate::apply::{self, ApplyError};
 use crate::build::{self, Component};
 use crate::kafka_admin::{Admin, AdminError, Created};
 use crate::model::{ManagedCluster, Pipeline};
-use crate::scaling::{decide, BrokerId, BrokerPod, ClusterView, Operation, Target};
+use crate::scaling::{decide, Action, BrokerId, BrokerPod, ClusterView, Operation, Target};
 use crate::status::{KafkaState, Scaling};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
@@ -99,8 +99,12 @@ pub(super) async fn reconcile(c: &Cluster<'_>, ctx: &Context, events: &Events<'_
     let target = Target { brokers: c.spec.brokers, max_moves: ctx.kafka.max_moves };
     let decision = decide(target, c.operation, &admin.view);
     tracing::debug!(pipeline = %name, ?decision, "managed Kafka");
-    let step = act::Step { cluster: c, running: &running, ctx, events };
+    let step = act::Step { cluster: c, running: &running, view: &admin.view, ctx, events };
+    let reassigning = matches!(decision.action, Action::Reassign(_));
     let mut scaling = step.take(decision, &mut admin.admin).await?;
+    if !reassigning {
+        step.unthrottle(&mut admin.admin).await;
+    }
     if scaling.settled {
         scaling = step.controllers(&applied.controllers, pods_of(ctx, c).await?).await?.unwrap_or(scaling);
     }
