@@ -35,6 +35,7 @@ impl Operator {
 
     /// As `start`, with these settings for managed Kafka clusters.
     pub async fn start_with(prefix: &str, kafka: KafkaSettings) -> Operator {
+        capture_logs();
         let client = logpipe_tests::kube_client().await;
         install_crd(&client).await;
         let namespace = logpipe_tests::unique_name(prefix);
@@ -113,6 +114,13 @@ pub fn pipeline(name: &str, node_label: &str) -> serde_json::Value {
             "indexer": {"replicas": 1, "elasticsearch": {"url": logpipe_tests::elasticsearch_url()}}
         }
     })
+}
+
+/// The operator's log in the test's output (shown when a test fails, or with `--nocapture`); `RUST_LOG` overrides.
+fn capture_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("logpipe_operator=info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
 async fn install_crd(client: &Client) {
