@@ -114,6 +114,8 @@ pub struct ManagedCluster {
     pub cluster_id: String,
     /// Bytes per second per broker for replicas being built while partitions move.
     pub reassignment_throttle: u64,
+    /// How long moves may run before they are cancelled as stuck.
+    pub reassignment_timeout: std::time::Duration,
 }
 
 /// The volume claim of each broker.

@@ -34,6 +34,7 @@ async fn the_apiserver_accepts_every_object_of_a_managed_kafka() {
         broker_config: [("log.retention.hours".to_owned(), "24".to_owned())].into(),
         cluster_id: cluster_id("uid"),
         reassignment_throttle: 1 << 20,
+        reassignment_timeout: std::time::Duration::from_secs(3600),
     };
     let objects = build(&name, &cluster, None);
 

@@ -185,7 +185,8 @@ fn leave(sim: &KafkaSim, b: i32) -> Departure {
     Departure { broker: b, held, under_replicated }
 }
 
-fn pipeline(name: &str, brokers: u32, config: serde_json::Value) -> serde_json::Value {
+/// A pipeline with a managed Kafka of `brokers`; reassignments are cancelled as stuck after `timeout_s`.
+fn pipeline(name: &str, brokers: u32, config: serde_json::Value, timeout_s: u32) -> serde_json::Value {
     json!({
         "apiVersion": "logpipe.dev/v1alpha1",
         "kind": "LogPipeline",
@@ -193,7 +194,12 @@ fn pipeline(name: &str, brokers: u32, config: serde_json::Value) -> serde_json::
         "spec": {
             "collector": {"nodeSelector": {"logpipe.dev/test-node": "none"}},
             "kafka": {
-                "managed": {"brokers": brokers, "controllers": 1, "config": config},
+                "managed": {
+                    "brokers": brokers,
+                    "controllers": 1,
+                    "config": config,
+                    "reassignmentTimeoutSeconds": timeout_s
+                },
                 "topic": {"partitions": 6, "replicationFactor": 2}
             },
             "indexer": {"replicas": 1, "elasticsearch": {"url": logpipe_tests::elasticsearch_url()}}
@@ -229,8 +235,8 @@ async fn broker_set(op: &Operator, name: &str) -> StatefulSet {
     sets.get(&format!("{name}-kafka")).await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn brokers_scale_up_drain_refuse_and_roll_without_losing_a_replica() {
+/// The simulator, an operator pointed at it, and the test's kubelet for the pipeline `name`.
+async fn start(prefix: &str, name: &str) -> (Arc<KafkaSim>, Operator, Api<Pod>, Kubelet) {
     let sim = Arc::new(KafkaSim::start([], Duration::from_millis(300)).await);
     let settings = KafkaSettings {
         admin_address: Some(sim.bootstrap()),
@@ -238,13 +244,25 @@ async fn brokers_scale_up_drain_refuse_and_roll_without_losing_a_replica() {
         max_moves: 4,
         timeout: Duration::from_secs(5),
     };
-    let mut op = Operator::start_with("managed", settings).await;
-    let name = "mk";
+    let op = Operator::start_with(prefix, settings).await;
     let pods: Api<Pod> = Api::namespaced(op.client.clone(), &op.namespace);
     let kubelet = Kubelet::start(pods.clone(), sim.clone(), format!("{name}-kafka"));
+    (sim, op, pods, kubelet)
+}
+
+async fn event_seen(op: &Operator, reason: &str) -> bool {
+    let events: Api<Event> = Api::namespaced(op.client.clone(), &op.namespace);
+    let list = events.list(&ListParams::default()).await.unwrap();
+    list.items.iter().any(|e| e.reason.as_deref() == Some(reason))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_scale_up_drain_refuse_and_roll_without_losing_a_replica() {
+    let name = "mk";
+    let (sim, mut op, pods, kubelet) = start("managed", name).await;
 
     // A new cluster: three brokers, the topics created once they are registered.
-    op.apply(pipeline(name, 3, json!({}))).await;
+    op.apply(pipeline(name, 3, json!({}), 30)).await;
     settled(&op, name, "True", "Settled").await;
     assert_eq!(sim.state().brokers, BTreeSet::from([0, 1, 2]));
     let topic = format!("logpipe.{}.{name}", op.namespace);
@@ -255,7 +273,7 @@ async fn brokers_scale_up_drain_refuse_and_roll_without_losing_a_replica() {
     admin.create_topic("orders", 6, 3, &[("min.insync.replicas", "2".into())]).await.unwrap();
 
     // Scale-up: two brokers added, replicas spread onto them.
-    op.apply(pipeline(name, 5, json!({}))).await;
+    op.apply(pipeline(name, 5, json!({}), 30)).await;
     settled(&op, name, "True", "Settled").await;
     let spread = load(&sim);
     assert_eq!(spread.len(), 5, "{spread:?}");
@@ -265,7 +283,7 @@ async fn brokers_scale_up_drain_refuse_and_roll_without_losing_a_replica() {
     assert_eq!(throttles(&sim), [], "no throttle outlives the moves");
 
     // Scale-down, with the operator restarted while it drains: it goes on from the phase in the status.
-    op.apply(pipeline(name, 3, json!({}))).await;
+    op.apply(pipeline(name, 3, json!({}), 30)).await;
     logpipe_tests::wait_for("the drain to start", TIMEOUT, || async {
         let op_ = op.pipelines.get(name).await.ok()?.status?.kafka_operation?;
         (op_.phase == KafkaPhase::Draining).then_some(())
@@ -286,17 +304,15 @@ async fn brokers_scale_up_drain_refuse_and_roll_without_losing_a_replica() {
     }
 
     // Below the other topic's replication factor: refused, with a condition and an Event, and nothing removed.
-    op.apply(pipeline(name, 2, json!({}))).await;
+    op.apply(pipeline(name, 2, json!({}), 30)).await;
     let message = settled(&op, name, "False", "Refused").await;
     assert!(message.contains("replication factor 3"), "{message}");
     assert_eq!(broker_set(&op, name).await.spec.unwrap().replicas, Some(3));
-    let events: Api<Event> = Api::namespaced(op.client.clone(), &op.namespace);
-    let refused = events.list(&ListParams::default()).await.unwrap();
-    assert!(refused.items.iter().any(|e| e.reason.as_deref() == Some("ScaleDownRefused")), "a Warning Event");
+    assert!(event_seen(&op, "ScaleDownRefused").await, "a Warning Event");
 
     // A configuration change: every broker restarted once, each only while every partition was fully in sync.
     let before = kubelet.departures().len();
-    op.apply(pipeline(name, 3, json!({"log.retention.hours": "24"}))).await;
+    op.apply(pipeline(name, 3, json!({"log.retention.hours": "24"}), 30)).await;
     settled(&op, name, "True", "Settled").await;
     let restarts: Vec<Departure> = kubelet.departures().split_off(before);
     let mut restarted: Vec<i32> = restarts.iter().map(|d| d.broker).collect();
@@ -316,5 +332,36 @@ async fn brokers_scale_up_drain_refuse_and_roll_without_losing_a_replica() {
         assert_eq!(pod.metadata.labels.unwrap()["controller-revision-hash"], revision);
     }
     assert_eq!(sim.state().brokers, BTreeSet::from([0, 1, 2]));
+    op.stop().await;
+}
+
+/// Reassignments that never finish are cancelled after the timeout and planned again; the departing broker stays
+/// until a drain really completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_drain_is_cancelled_reported_and_retried_never_taken_as_done() {
+    let name = "stuck";
+    let (sim, mut op, _pods, kubelet) = start("managed-stuck", name).await;
+    op.apply(pipeline(name, 4, json!({}), 2)).await;
+    settled(&op, name, "True", "Settled").await;
+
+    assert!(load(&sim)[&3] > 0, "the topics were made with broker 3 up: it has replicas to drain");
+
+    sim.state().reassign_time = Duration::from_secs(3600);
+    op.apply(pipeline(name, 3, json!({}), 2)).await;
+    logpipe_tests::wait_for("a reassignment cancelled as stuck", TIMEOUT, || async {
+        event_seen(&op, "ReassignmentTimedOut").await.then_some(())
+    })
+    .await;
+    assert_eq!(broker_set(&op, name).await.spec.unwrap().replicas, Some(4), "the broker stays");
+    assert!(sim.state().brokers.contains(&3));
+
+    sim.state().reassign_time = Duration::from_millis(300);
+    settled(&op, name, "True", "Settled").await;
+    assert_eq!(sim.state().brokers, BTreeSet::from([0, 1, 2]));
+    let removed: Vec<Departure> = kubelet.departures().into_iter().filter(|d| d.broker == 3).collect();
+    assert_eq!(removed.len(), 1);
+    assert!(removed[0].held.is_empty(), "removed holding {:?}", removed[0].held);
+    let lp = op.pipelines.get(name).await.unwrap();
+    assert_eq!(lp.status.unwrap().reassigning_since, None, "the clock stops when nothing moves");
     op.stop().await;
 }

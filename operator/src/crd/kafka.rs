@@ -116,6 +116,11 @@ pub struct ManagedKafka {
     /// replicas are never throttled. Default: 52428800 (50 MiB/s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reassignment_throttle_bytes_per_second: Option<i64>,
+    /// Reassignments still running this long after they started are taken as stuck: they are cancelled (each
+    /// partition keeps the replicas it had), a Warning Event says so, and the step is planned again. A broker is
+    /// never removed on a drain that did not finish. Default: 21600 (6 hours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassignment_timeout_seconds: Option<i64>,
 }
 
 /// The volume claim of each broker.

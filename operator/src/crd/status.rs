@@ -1,5 +1,5 @@
 use crate::scaling::Operation;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,10 @@ pub struct LogPipelineStatus {
     /// A managed Kafka's scaling operation in progress, kept here so an operator restarted halfway goes on with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka_operation: Option<KafkaOperation>,
+    /// When the partition reassignments under way started, to cancel ones that never finish. Always written
+    /// (null when nothing moves), so a merge patch clears it.
+    #[serde(default)]
+    pub reassigning_since: Option<Time>,
 }
 
 /// A managed Kafka's scaling operation.

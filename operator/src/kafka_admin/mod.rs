@@ -174,12 +174,28 @@ impl Admin {
 
     /// Starts these reassignments; every partition must be accepted.
     pub async fn reassign(&mut self, moves: &[Move]) -> Result<(), AdminError> {
+        let targets = moves.iter().map(|m| (m.topic.as_str(), m.partition, Some(m.replicas.as_slice())));
+        let request = self.reassignments_request(targets);
+        self.alter_reassignments(request).await
+    }
+
+    /// Cancels the reassignments of these partitions: each keeps the replicas it had before.
+    pub async fn cancel(&mut self, partitions: &[(&str, i32)]) -> Result<(), AdminError> {
+        let request = self.reassignments_request(partitions.iter().map(|&(t, p)| (t, p, None)));
+        self.alter_reassignments(request).await
+    }
+
+    /// `None` replicas cancel.
+    fn reassignments_request<'a>(
+        &self,
+        targets: impl IntoIterator<Item = (&'a str, i32, Option<&'a [BrokerId]>)>,
+    ) -> AlterPartitionReassignmentsRequest {
         let mut by_topic: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
-        for m in moves {
+        for (topic, partition, replicas) in targets {
             let mut p = ReassignablePartition::default();
-            p.partition_index = m.partition;
-            p.replicas = Some(m.replicas.iter().map(|&b| kafka_protocol::messages::BrokerId(b)).collect());
-            by_topic.entry(m.topic.as_str()).or_default().push(p);
+            p.partition_index = partition;
+            p.replicas = replicas.map(|r| r.iter().map(|&b| kafka_protocol::messages::BrokerId(b)).collect());
+            by_topic.entry(topic).or_default().push(p);
         }
         let mut request = AlterPartitionReassignmentsRequest::default();
         request.timeout_ms = self.timeout_ms();
@@ -189,6 +205,10 @@ impl Admin {
             topic.partitions = partitions;
             request.topics.push(topic);
         }
+        request
+    }
+
+    async fn alter_reassignments(&mut self, request: AlterPartitionReassignmentsRequest) -> Result<(), AdminError> {
         let response = self.conn.call(&request).await?;
         self.check("AlterPartitionReassignments", response.error_code, response.error_message.as_ref())?;
         for p in response.responses.iter().flat_map(|t| &t.partitions) {

@@ -131,7 +131,8 @@ async fn reconcile_pipeline(lp: &LogPipeline, ctx: &Context) -> Result<Action, R
         Some(spec) => {
             previous = fresh_status(lp, ctx).await?;
             let operation = previous.kafka_operation.map(Into::into).unwrap_or_default();
-            let cluster = managed::Cluster { pipeline: &pipeline, spec, owner: &owner, operation };
+            let reassigning_since = previous.reassigning_since.as_ref().map(|t| t.0);
+            let cluster = managed::Cluster { pipeline: &pipeline, spec, owner: &owner, operation, reassigning_since };
             let m = managed::reconcile(&cluster, ctx, &events).await?;
             (m.kafka, Some(m.scaling), m.requeue)
         }

@@ -16,6 +16,7 @@
 //! The operation in progress is kept in the LogPipeline's status, so an operator restarted halfway picks it up.
 
 mod plan;
+pub mod timeout;
 mod view;
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub struct Scaling {
     pub settled: bool,
     pub reason: &'static str,
     pub message: String,
+    /// When the moves under way started; `None` when nothing moves.
+    pub reassigning_since: Option<Time>,
 }
 
 /// One reconcile's findings.
@@ -77,6 +79,7 @@ pub fn next(previous: &LogPipelineStatus, generation: Option<i64>, obs: &Observa
             if let Some(s) = scaling {
                 set(ConditionType::KafkaSettled, Check { ok: s.settled, reason: s.reason, message: s.message.clone() });
                 status.kafka_operation = Some(s.operation.into());
+                status.reassigning_since = s.reassigning_since.clone();
             }
             status.kafka = Some(kafka_status);
             status.collector = Some(collector_status);

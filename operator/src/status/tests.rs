@@ -129,7 +129,9 @@ fn scaling_is_reported_for_a_managed_kafka_only() {
         (Operation::Idle, true, "Settled", "True"),
     ];
     for (operation, settled, reason, want) in cases {
-        let scaling = Some(Scaling { operation, settled, reason, message: "m".into() });
+        let since = (!settled).then(|| at(0));
+        let scaling =
+            Some(Scaling { operation, settled, reason, message: "m".into(), reassigning_since: since.clone() });
         let obs = Observation::Applied {
             config_hash: "h1",
             topic: "logs",
@@ -142,6 +144,7 @@ fn scaling_is_reported_for_a_managed_kafka_only() {
         let c = condition(&s, "KafkaSettled");
         assert_eq!((c.status.as_str(), c.reason.as_str()), (want, reason), "{operation:?}");
         assert_eq!(s.kafka_operation.map(Operation::from), Some(operation));
+        assert_eq!(s.reassigning_since, since, "the clock is kept, and cleared when settled");
         assert_eq!(condition(&s, "Ready").status, "True", "scaling alone does not make the pipeline unready");
     }
 }

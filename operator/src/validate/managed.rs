@@ -11,6 +11,7 @@ const DEFAULT_BROKERS: i32 = 3;
 const DEFAULT_CONTROLLERS: i32 = 3;
 const DEFAULT_STORAGE: &str = "10Gi";
 const DEFAULT_THROTTLE: i64 = 50 * 1024 * 1024;
+const DEFAULT_REASSIGNMENT_TIMEOUT_S: i64 = 6 * 3600;
 
 /// `uid` is the LogPipeline's: the KRaft cluster id is derived from it.
 pub(super) fn cluster(spec: &ManagedKafka, uid: &str) -> Result<ManagedCluster, Invalid> {
@@ -32,6 +33,11 @@ pub(super) fn cluster(spec: &ManagedKafka, uid: &str) -> Result<ManagedCluster, 
         let field = "spec.kafka.managed.reassignmentThrottleBytesPerSecond";
         return Err(Invalid::new(field, format!("{throttle} is not a rate in bytes per second")));
     };
+    let timeout = spec.reassignment_timeout_seconds.unwrap_or(DEFAULT_REASSIGNMENT_TIMEOUT_S);
+    let Ok(timeout_s @ 1..) = u64::try_from(timeout) else {
+        let field = "spec.kafka.managed.reassignmentTimeoutSeconds";
+        return Err(Invalid::new(field, format!("{timeout} is not a number of seconds")));
+    };
     if let Some(key) = spec.config.keys().find(|k| OPERATOR_KEYS.contains(&k.as_str())) {
         return Err(Invalid::new(format!("spec.kafka.managed.config.{key}"), "is set by the operator"));
     }
@@ -48,6 +54,7 @@ pub(super) fn cluster(spec: &ManagedKafka, uid: &str) -> Result<ManagedCluster, 
         broker_config: spec.config.clone(),
         cluster_id: cluster_id(uid),
         reassignment_throttle,
+        reassignment_timeout: std::time::Duration::from_secs(timeout_s),
     })
 }
 

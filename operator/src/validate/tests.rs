@@ -120,6 +120,8 @@ fn managed_kafka_specs_are_checked() {
             Some("spec.kafka.managed.reassignmentThrottleBytesPerSecond"),
         ),
         (json!({"reassignmentThrottleBytesPerSecond": 10485760}), None),
+        (json!({"reassignmentTimeoutSeconds": -1}), Some("spec.kafka.managed.reassignmentTimeoutSeconds")),
+        (json!({"reassignmentTimeoutSeconds": 600}), None),
         (json!({"brokers": 5, "controllers": 5, "storage": {"size": "1.5Ti"}}), None),
         (json!({"config": {"log.retention.hours": "24"}}), None),
     ];
@@ -203,4 +205,5 @@ fn managed_kafka_defaults() {
     assert_eq!(k.image, super::managed::DEFAULT_KAFKA_IMAGE);
     assert_eq!(k.cluster_id, crate::build::kafka::properties::cluster_id("uid-1"));
     assert_eq!(k.reassignment_throttle, 50 * 1024 * 1024, "50 MiB/s");
+    assert_eq!(k.reassignment_timeout, std::time::Duration::from_secs(6 * 3600));
 }

@@ -13,6 +13,7 @@ fn cluster(brokers: u32, config: &[(&str, &str)]) -> ManagedCluster {
         broker_config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         cluster_id: cluster_id("0b9c6f1e-1111-2222-3333-444455556666"),
         reassignment_throttle: 1 << 20,
+        reassignment_timeout: std::time::Duration::from_secs(3600),
     }
 }
 

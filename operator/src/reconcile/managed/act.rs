@@ -8,7 +8,7 @@ use crate::kafka_admin::{Admin, AdminError, Throttle};
 use crate::model::ManagedCluster;
 use crate::reconcile::events::Events;
 use crate::reconcile::Context;
-use crate::scaling::{Action, BrokerId, ClusterView, Decision, Move, Waiting};
+use crate::scaling::{Action, BrokerId, ClusterView, Decision, Move, Operation, Waiting};
 use crate::status::Scaling;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -32,7 +32,8 @@ pub(super) struct Step<'a> {
 impl Step<'_> {
     pub async fn take(&self, d: Decision, admin: &mut Admin) -> Result<Scaling, ManagedError> {
         let operation = d.operation;
-        let scaling = |settled, reason, message| Scaling { operation, settled, reason, message };
+        let scaling =
+            |settled, reason, message| Scaling { operation, settled, reason, message, reassigning_since: None };
         Ok(match d.action {
             Action::Settled => scaling(true, "Settled", format!("{} broker(s), all current", self.running.brokers)),
             Action::Wait(w) => {
@@ -66,6 +67,25 @@ impl Step<'_> {
                 scaling(false, "Refused", r.to_string())
             }
         })
+    }
+
+    /// Moves that ran past the timeout are cancelled: each partition keeps the replicas it had, and the next
+    /// look plans again from there. Never taken as done, so no broker is removed on their account.
+    pub async fn cancel(&self, operation: Operation, admin: &mut Admin) -> Scaling {
+        let stuck: Vec<(&str, i32)> =
+            self.view.partitions.iter().filter(|p| p.reassigning()).map(|p| (p.topic.as_str(), p.index)).collect();
+        let timeout = self.cluster.spec.reassignment_timeout.as_secs();
+        let message = match admin.cancel(&stuck).await {
+            Ok(()) => format!(
+                "the reassignment of {} partition(s) did not finish within {timeout}s; cancelled, to be planned again",
+                stuck.len()
+            ),
+            Err(e) => {
+                format!("the reassignment of {} partition(s) ran past {timeout}s; cancelling failed: {e}", stuck.len())
+            }
+        };
+        self.events.warning("ReassignmentTimedOut", message.clone()).await;
+        Scaling { operation, settled: false, reason: "ReassignmentTimedOut", message, reassigning_since: None }
     }
 
     /// Throttled first: a reassignment never starts without the throttle.
@@ -131,7 +151,8 @@ impl Step<'_> {
     /// while every controller is up, and never resized. `None` when there is nothing to say.
     pub async fn controllers(&self, set: &StatefulSet, pods: Vec<Pod>) -> Result<Option<Scaling>, ManagedError> {
         let operation = self.cluster.operation;
-        let scaling = |reason, message| Some(Scaling { operation, settled: false, reason, message });
+        let scaling =
+            |reason, message| Some(Scaling { operation, settled: false, reason, message, reassigning_since: None });
         let pods = match observe::broker_pods(set, &pods) {
             Ok(pods) => pods,
             Err(observe::NotObserved(message)) => return Ok(scaling("RolloutPending", message)),
@@ -149,6 +170,7 @@ impl Step<'_> {
         Ok((asked != wanted).then(|| Scaling {
             operation,
             settled: false,
+            reassigning_since: None,
             reason: "QuorumResizeRefused",
             message: format!(
                 "the controller quorum keeps its {wanted} controllers: resizing a KRaft quorum (to {asked}) is not \

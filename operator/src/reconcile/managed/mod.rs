@@ -12,11 +12,13 @@ use crate::apply::{self, ApplyError};
 use crate::build::{self, Component};
 use crate::kafka_admin::{Admin, AdminError, Created};
 use crate::model::{ManagedCluster, Pipeline};
+use crate::scaling::timeout::{self, Moves};
 use crate::scaling::{decide, Action, BrokerId, BrokerPod, ClusterView, Operation, Target};
 use crate::status::{KafkaState, Scaling};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use kube::Api;
 use std::collections::BTreeMap;
@@ -65,6 +67,8 @@ pub(super) struct Cluster<'a> {
     pub owner: &'a OwnerReference,
     /// The operation in progress, from the status.
     pub operation: Operation,
+    /// When the moves under way started, from the status.
+    pub reassigning_since: Option<Timestamp>,
 }
 
 pub(super) async fn reconcile(c: &Cluster<'_>, ctx: &Context, events: &Events<'_>) -> Result<Managed, ManagedError> {
@@ -74,14 +78,14 @@ pub(super) async fn reconcile(c: &Cluster<'_>, ctx: &Context, events: &Events<'_
     let objects = build::kafka::build(name, &running, Some(c.owner));
     let applied = apply::kafka(&ctx.client, name.namespace(), &objects).await?;
     if !applied.disruption_budgets {
-        tracing::warn!(pipeline = %name, "this cluster does not serve policy/v1; the brokers have no PodDisruptionBudget");
+        tracing::debug!(pipeline = %name, "this cluster does not serve policy/v1; the brokers have no PodDisruptionBudget");
     }
     let poll = Some(ctx.kafka.poll);
     let pods = pods(ctx, c, Component::KafkaBroker).await?;
     let pods = match observe::broker_pods(&applied.brokers, &pods) {
         Ok(pods) => pods,
         Err(observe::NotObserved(message)) => {
-            let scaling = Scaling { operation: c.operation, settled: false, reason: "RolloutPending", message };
+            let scaling = waiting(c, "RolloutPending", message);
             let kafka = KafkaState::NotReady { reason: "RolloutPending", message: scaling.message.clone() };
             return Ok(Managed { kafka, scaling, requeue: poll });
         }
@@ -90,7 +94,7 @@ pub(super) async fn reconcile(c: &Cluster<'_>, ctx: &Context, events: &Events<'_
         Ok(found) => found,
         Err(e) => {
             let message = format!("the managed Kafka cannot be observed yet: {e}");
-            let scaling = Scaling { operation: c.operation, settled: false, reason: "KafkaUnreachable", message };
+            let scaling = waiting(c, "KafkaUnreachable", message);
             let kafka = KafkaState::NotReady { reason: "KafkaUnreachable", message: scaling.message.clone() };
             return Ok(Managed { kafka, scaling, requeue: poll });
         }
@@ -98,19 +102,34 @@ pub(super) async fn reconcile(c: &Cluster<'_>, ctx: &Context, events: &Events<'_
     let kafka = topics(&mut admin.admin, c.pipeline, &admin.view, events).await;
     let target = Target { brokers: c.spec.brokers, max_moves: ctx.kafka.max_moves };
     let decision = decide(target, c.operation, &admin.view);
-    tracing::debug!(pipeline = %name, ?decision, "managed Kafka");
+    tracing::debug!(pipeline = %name, ?decision, since = ?c.reassigning_since, "managed Kafka");
     let step = act::Step { cluster: c, running: &running, view: &admin.view, ctx, events };
-    let reassigning = matches!(decision.action, Action::Reassign(_));
-    let mut scaling = step.take(decision, &mut admin.admin).await?;
-    if !reassigning {
+    let starting = matches!(decision.action, Action::Reassign(_));
+    let moving = admin.view.partitions.iter().any(|p| p.reassigning());
+    let clock = timeout::moves(c.reassigning_since, moving, starting, Timestamp::now(), c.spec.reassignment_timeout);
+    let mut scaling = match clock {
+        Moves::TimedOut => step.cancel(decision.operation, &mut admin.admin).await,
+        Moves::Idle | Moves::Since(_) => step.take(decision, &mut admin.admin).await?,
+    };
+    if !starting {
         step.unthrottle(&mut admin.admin).await;
     }
     if scaling.settled {
         scaling = step.controllers(&applied.controllers, pods_of(ctx, c).await?).await?.unwrap_or(scaling);
     }
+    scaling.reassigning_since = match clock {
+        Moves::Since(t) => Some(Time(t)),
+        Moves::Idle | Moves::TimedOut => None,
+    };
     let requeue =
         (!scaling.settled).then_some(if scaling.reason == "Refused" { ctx.kafka.poll * 12 } else { ctx.kafka.poll });
     Ok(Managed { kafka, scaling, requeue })
+}
+
+/// Nothing can be decided yet: the operation and the clock of the moves stay as they were.
+fn waiting(c: &Cluster<'_>, reason: &'static str, message: String) -> Scaling {
+    let reassigning_since = c.reassigning_since.map(Time);
+    Scaling { operation: c.operation, settled: false, reason, message, reassigning_since }
 }
 
 /// The spec with the broker and controller counts the StatefulSets have now: only a scaling step changes the
@@ -161,12 +180,15 @@ async fn connect_and_view(
     Ok(Observed { admin, view: ClusterView { replicas, pods, registered, partitions } })
 }
 
-/// Creates the pipeline's topic and dead-letter topic once enough brokers are registered to hold them.
+/// Creates the pipeline's topic and dead-letter topic once every broker of the set is up: Kafka places a new
+/// topic's replicas on the brokers registered at that moment, and a topic made while some were still starting
+/// would leave them empty until the next scaling.
 async fn topics(admin: &mut Admin, p: &Pipeline, view: &ClusterView, events: &Events<'_>) -> KafkaState {
     let t = &p.topic;
     let brokers = view.registered.len();
-    if brokers < t.replication_factor as usize {
-        let message = format!("{brokers} broker(s) registered; the topic needs {}", t.replication_factor);
+    let exists = view.partitions.iter().any(|x| x.topic == t.name);
+    if !exists && !view.all_up() {
+        let message = format!("{brokers} of {} broker(s) up; the topics are created once all are", view.replicas);
         return KafkaState::NotReady { reason: "BrokersStarting", message };
     }
     let configs = [("retention.ms", t.retention_ms.to_string())];
