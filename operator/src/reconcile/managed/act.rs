@@ -16,6 +16,9 @@ use kube::api::DeleteParams;
 use kube::Api;
 use std::collections::BTreeSet;
 
+/// The reason of a refused scaling step.
+pub(super) const REFUSED: &str = "Refused";
+
 /// The claim template's name in the broker StatefulSet; a broker's claim is `data-<set>-<ordinal>`.
 const CLAIM: &str = "data";
 
@@ -64,7 +67,7 @@ impl Step<'_> {
             }
             Action::Refuse(r) => {
                 self.events.warning("ScaleDownRefused", r.to_string()).await;
-                scaling(false, "Refused", r.to_string())
+                scaling(false, REFUSED, r.to_string())
             }
         })
     }

@@ -81,7 +81,7 @@ pub(super) async fn reconcile(c: &Cluster<'_>, ctx: &Context, events: &Events<'_
         tracing::debug!(pipeline = %name, "this cluster does not serve policy/v1; the brokers have no PodDisruptionBudget");
     }
     let poll = Some(ctx.kafka.poll);
-    let pods = pods(ctx, c, Component::KafkaBroker).await?;
+    let pods = list_pods(ctx, c, Component::KafkaBroker).await?;
     let pods = match observe::broker_pods(&applied.brokers, &pods) {
         Ok(pods) => pods,
         Err(observe::NotObserved(message)) => {
@@ -115,14 +115,16 @@ pub(super) async fn reconcile(c: &Cluster<'_>, ctx: &Context, events: &Events<'_
         step.unthrottle(&mut admin.admin).await;
     }
     if scaling.settled {
-        scaling = step.controllers(&applied.controllers, pods_of(ctx, c).await?).await?.unwrap_or(scaling);
+        let controllers = list_pods(ctx, c, Component::KafkaController).await?;
+        scaling = step.controllers(&applied.controllers, controllers).await?.unwrap_or(scaling);
     }
     scaling.reassigning_since = match clock {
         Moves::Since(t) => Some(Time(t)),
         Moves::Idle | Moves::TimedOut => None,
     };
-    let requeue =
-        (!scaling.settled).then_some(if scaling.reason == "Refused" { ctx.kafka.poll * 12 } else { ctx.kafka.poll });
+    // A refusal waits for a spec change, which wakes the controller anyway.
+    let refused = scaling.reason == act::REFUSED;
+    let requeue = (!scaling.settled).then_some(if refused { ctx.kafka.poll * 12 } else { ctx.kafka.poll });
     Ok(Managed { kafka, scaling, requeue })
 }
 
@@ -148,7 +150,7 @@ async fn get(sets: &Api<StatefulSet>, name: &str) -> Result<Option<StatefulSet>,
         .map_err(|source| ManagedError::Kube { what: format!("reading StatefulSet {name}"), source })
 }
 
-async fn pods(ctx: &Context, c: &Cluster<'_>, component: Component) -> Result<Vec<Pod>, ManagedError> {
+async fn list_pods(ctx: &Context, c: &Cluster<'_>, component: Component) -> Result<Vec<Pod>, ManagedError> {
     let name = &c.pipeline.name;
     let selector: Vec<String> =
         build::selector_labels(name, component).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -156,10 +158,6 @@ async fn pods(ctx: &Context, c: &Cluster<'_>, component: Component) -> Result<Ve
     let list = api.list(&ListParams::default().labels(&selector.join(","))).await;
     let list = list.map_err(|source| ManagedError::Kube { what: format!("listing the pods of {name}"), source })?;
     Ok(list.items)
-}
-
-async fn pods_of(ctx: &Context, c: &Cluster<'_>) -> Result<Vec<Pod>, ManagedError> {
-    pods(ctx, c, Component::KafkaController).await
 }
 
 struct Observed {
