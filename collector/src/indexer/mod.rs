@@ -11,6 +11,7 @@ mod bulk;
 mod dead_letter;
 mod elastic;
 mod fields;
+mod lookup;
 mod metrics;
 mod offsets;
 mod pipeline;

@@ -6,7 +6,7 @@ use super::bulk::{BulkWriter, Doc, Resolution};
 use super::dead_letter::{DeadLetters, Letter};
 use super::offsets::Offsets;
 use super::processors::{self, Outcome, ProcessorConfig};
-use super::route::RawDoc;
+use super::route::Destination;
 use super::{elastic, IndexName, IndexerError, IndexerMetrics};
 use crate::config::IndexerConfig;
 use crate::sink::base_config;
@@ -130,7 +130,7 @@ pub struct Indexer {
     consumer: StreamConsumer<Context>,
     offsets: Arc<Mutex<Offsets>>,
     shared: Arc<Shared>,
-    index: IndexName,
+    destination: Destination,
     metrics: Arc<IndexerMetrics>,
 }
 
@@ -184,7 +184,8 @@ impl Indexer {
             topic: k.topic.clone(),
         });
         metrics.set_ready(true);
-        Ok(Self { config, consumer, offsets, shared, index, metrics })
+        let destination = Destination::new(index, config.index.data_stream.clone());
+        Ok(Self { config, consumer, offsets, shared, destination, metrics })
     }
 
     /// Runs until `stop` completes, then finishes the bulk requests in flight and commits.
@@ -275,9 +276,9 @@ impl Indexer {
         if let Ok(mut o) = self.offsets.lock() {
             o.consumed(partition, offset);
         }
-        match prepare(message, &self.config.processors, &self.index, self.config.index.data_stream.as_deref()) {
+        match prepare(message, &self.config.processors, &self.destination) {
             Prepared::Doc(doc) => {
-                batch.bytes += doc.source.len() + doc.index.len() + doc.id.len() + 40;
+                batch.bytes += doc.bulk_len();
                 batch.docs.push(doc);
             }
             Prepared::Dropped => {
@@ -320,12 +321,7 @@ impl Indexer {
     }
 }
 
-fn prepare(
-    message: &BorrowedMessage<'_>,
-    processors: &[ProcessorConfig],
-    index: &IndexName,
-    data_stream: Option<&str>,
-) -> Prepared {
+fn prepare(message: &BorrowedMessage<'_>, processors: &[ProcessorConfig], destination: &Destination) -> Prepared {
     let (partition, offset) = (message.partition(), message.offset());
     let payload = message.payload().unwrap_or_default();
     let key = message.key().map(Bytes::copy_from_slice);
@@ -339,9 +335,9 @@ fn prepare(
     let timestamp = message.timestamp().to_millis().unwrap_or(0);
     let original = Bytes::copy_from_slice(payload);
     // Without processors the document is shipped as it came, and only the fields the index name needs are read.
-    let raw = if processors.is_empty() { RawDoc::parse(payload) } else { None };
+    let raw = if processors.is_empty() { destination.of_raw(payload, timestamp) } else { None };
     let (source, index_name) = match raw {
-        Some(raw) => (original.clone(), data_stream.map_or_else(|| index.render(&raw, timestamp), str::to_owned)),
+        Some(index) => (original.clone(), index),
         None => {
             let mut doc: serde_json::Value = match serde_json::from_slice(payload) {
                 Ok(v @ serde_json::Value::Object(_)) => v,
@@ -355,18 +351,29 @@ fn prepare(
                 Ok(v) => Bytes::from(v),
                 Err(e) => return letter(format!("re-encoding after processors: {e}")),
             };
-            (source, data_stream.map_or_else(|| index.render(&doc, timestamp), str::to_owned))
+            (source, destination.of_parsed(&doc, timestamp))
         }
     };
     Prepared::Doc(Doc {
         partition,
         offset,
         index: index_name,
-        id: format!("{}-{partition}-{offset}", message.topic()),
+        id: document_id(message.topic(), partition, offset),
         source,
         key,
         original,
     })
+}
+
+/// `<topic>-<partition>-<offset>`: the same record always gets the same id, which is what makes a replay a 409.
+fn document_id(topic: &str, partition: i32, offset: i64) -> String {
+    let (mut p, mut o) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (p, o) = (p.format(partition), o.format(offset));
+    let mut id = String::with_capacity(topic.len() + p.len() + o.len() + 2);
+    for part in [topic, "-", p, "-", o] {
+        id.push_str(part);
+    }
+    id
 }
 
 /// One bulk request's worth: write the documents, dead-letter what Elasticsearch rejected and what was not JSON;

@@ -3,42 +3,29 @@
 //! the index it went to before, where its `_id` already exists.
 
 use super::fields;
+use super::lookup::{Found, Lookup};
 use chrono::{DateTime, Datelike, Utc};
-use serde_json::value::RawValue;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::fmt::Write;
 
-/// Where an index name's fields come from: a parsed document, or a raw one looked into only where needed.
+/// Where an index name's fields come from: a parsed document, or what a [`Lookup`] read of a raw one.
 pub trait FieldSource {
-    fn text(&self, path: &str) -> Option<String>;
+    fn text(&self, path: &str) -> Option<Cow<'_, str>>;
 }
 
 impl FieldSource for Value {
-    fn text(&self, path: &str) -> Option<String> {
-        fields::get(self, path).and_then(fields::text)
-    }
-}
-
-/// A JSON object split at its top level only: validating it and reading a few fields costs no allocation per
-/// nested value, which is what routing an unprocessed document needs.
-pub struct RawDoc<'a>(HashMap<&'a str, &'a RawValue>);
-
-impl<'a> RawDoc<'a> {
-    /// `None` when the bytes are not a JSON object, or have keys with escapes (then parse it fully).
-    pub fn parse(bytes: &'a [u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok().map(Self)
-    }
-}
-
-impl FieldSource for RawDoc<'_> {
-    fn text(&self, path: &str) -> Option<String> {
-        let mut parts = path.split('.');
-        let mut raw: &RawValue = self.0.get(parts.next()?)?;
-        for key in parts {
-            let object: HashMap<&str, &RawValue> = serde_json::from_str(raw.get()).ok()?;
-            raw = object.get(key)?;
+    fn text(&self, path: &str) -> Option<Cow<'_, str>> {
+        match fields::get(self, path)? {
+            Value::String(s) => Some(Cow::Borrowed(s)),
+            other => fields::text(other).map(Cow::Owned),
         }
-        fields::text(&serde_json::from_str(raw.get()).ok()?)
+    }
+}
+
+impl FieldSource for Found<'_, '_> {
+    fn text(&self, path: &str) -> Option<Cow<'_, str>> {
+        self.get(path).map(Cow::Borrowed)
     }
 }
 
@@ -63,6 +50,8 @@ pub enum IndexNameError {
     #[error("empty index name template")]
     Empty,
 }
+
+const TIMESTAMP: &str = "@timestamp";
 
 /// What a field that is missing from a document becomes in its index name.
 const MISSING: &str = "_none";
@@ -114,7 +103,7 @@ impl IndexName {
     /// The index of `doc`; `fallback_ms` is the Kafka record's timestamp.
     pub fn render(&self, doc: &impl FieldSource, fallback_ms: i64) -> String {
         let date = doc
-            .text("@timestamp")
+            .text(TIMESTAMP)
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
             .map(|t| t.with_timezone(&Utc))
             .or_else(|| DateTime::from_timestamp_millis(fallback_ms))
@@ -127,12 +116,19 @@ impl IndexName {
                     Some(v) => out.extend(v.chars().map(safe_char)),
                     None => out.push_str(MISSING),
                 },
-                Part::Year => out.push_str(&format!("{:04}", date.year())),
-                Part::Month => out.push_str(&format!("{:02}", date.month())),
-                Part::Day => out.push_str(&format!("{:02}", date.day())),
+                // Writing to a String cannot fail.
+                Part::Year => _ = write!(out, "{:04}", date.year()),
+                Part::Month => _ = write!(out, "{:02}", date.month()),
+                Part::Day => _ = write!(out, "{:02}", date.day()),
             }
         }
         out
+    }
+
+    /// What `render` reads of a document, for reading raw documents in one pass.
+    pub fn lookup(&self) -> Lookup {
+        let fields = self.0.iter().filter_map(|p| if let Part::Field(f) = p { Some(f.as_str()) } else { None });
+        Lookup::new(std::iter::once(TIMESTAMP).chain(fields))
     }
 
     /// The text before the first field or date code, then `*`: the pattern an index template matches.
@@ -140,6 +136,32 @@ impl IndexName {
         let prefix: String =
             self.0.iter().map_while(|p| if let Part::Text(t) = p { Some(t.as_str()) } else { None }).collect();
         format!("{prefix}*")
+    }
+}
+
+/// Where documents go: one data stream, or an index named from each document.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    data_stream: Option<String>,
+    index: IndexName,
+    /// What the index name reads of a raw document (nothing for a data stream).
+    lookup: Lookup,
+}
+
+impl Destination {
+    pub fn new(index: IndexName, data_stream: Option<String>) -> Self {
+        let lookup = if data_stream.is_some() { Lookup::new([]) } else { index.lookup() };
+        Self { data_stream, index, lookup }
+    }
+
+    /// The index of a document shipped as it came; `None` when the bytes are not one JSON object.
+    pub fn of_raw(&self, raw: &[u8], fallback_ms: i64) -> Option<String> {
+        let found = self.lookup.read(raw)?;
+        Some(self.data_stream.clone().unwrap_or_else(|| self.index.render(&found, fallback_ms)))
+    }
+
+    pub fn of_parsed(&self, doc: &Value, fallback_ms: i64) -> String {
+        self.data_stream.clone().unwrap_or_else(|| self.index.render(doc, fallback_ms))
     }
 }
 
@@ -176,13 +198,13 @@ mod tests {
     fn raw_documents_route_like_parsed_ones() {
         let text =
             r#"{"@timestamp":"2026-11-22T23:30:00-02:00","kubernetes":{"namespace":"Shop/Web","pod":{"n":3}},"m":"x"}"#;
-        let (raw, parsed) = (RawDoc::parse(text.as_bytes()).unwrap(), serde_json::from_str::<Value>(text).unwrap());
+        let parsed = serde_json::from_str::<Value>(text).unwrap();
         for template in ["logs-{kubernetes.namespace}-%Y.%m.%d", "{kubernetes.pod.n}-{m}-{missing.x}", "{m.x}"] {
             let name = IndexName::parse(template).unwrap();
+            let lookup = name.lookup();
+            let raw = lookup.read(text.as_bytes()).unwrap();
             assert_eq!(name.render(&raw, 0), name.render(&parsed, 0), "{template}");
         }
-        assert!(RawDoc::parse(b"[1]").is_none());
-        assert!(RawDoc::parse(b"{\"a\":").is_none());
     }
 
     #[test]
