@@ -8,7 +8,7 @@ use bytes::Bytes;
 use elasticsearch::http::StatusCode;
 use elasticsearch::{BulkParts, Elasticsearch};
 use serde::Deserialize;
-use std::collections::HashMap;
+use serde_json::value::RawValue;
 use std::time::Instant;
 
 /// A document ready to write: where it came from, where it goes, and its source.
@@ -22,6 +22,13 @@ pub struct Doc {
     /// The Kafka record as it was, for the dead-letter topic.
     pub key: Option<Bytes>,
     pub original: Bytes,
+}
+
+impl Doc {
+    /// Its share of a bulk request body, in bytes.
+    pub fn bulk_len(&self) -> usize {
+        self.index.len() + self.id.len() + self.source.len() + LINE_OVERHEAD
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,9 +49,25 @@ enum Reply {
     Retry(String),
 }
 
+/// Items are kept raw and read only when `errors` says some failed: a bulk of successes needs no item parsed.
 #[derive(Deserialize)]
-struct BulkResponse {
-    items: Vec<HashMap<String, BulkItem>>,
+struct BulkResponse<'a> {
+    #[serde(default = "some_failed")]
+    errors: bool,
+    #[serde(borrow)]
+    items: Vec<&'a RawValue>,
+}
+
+/// Without an `errors` flag every item is read.
+fn some_failed() -> bool {
+    true
+}
+
+/// An item is an object with one key, the operation; we send only `create`, the others are read alike.
+#[derive(Deserialize)]
+struct BulkOp {
+    #[serde(rename = "create", alias = "index", alias = "update", alias = "delete")]
+    op: BulkItem,
 }
 
 #[derive(Deserialize)]
@@ -128,13 +151,8 @@ impl BulkWriter {
     }
 
     async fn send(&self, docs: &[Doc]) -> Reply {
-        let mut body: Vec<Bytes> = Vec::with_capacity(docs.len() * 2);
-        for d in docs {
-            body.push(action_line(d));
-            body.push(d.source.clone());
-        }
         let started = Instant::now();
-        let response = self.client.bulk(BulkParts::None).body(body).send().await;
+        let response = self.client.bulk(BulkParts::None).body(vec![bulk_body(docs)]).send().await;
         (self.on_request)(started.elapsed().as_secs_f64());
         let response = match response {
             Ok(r) => r,
@@ -148,30 +166,104 @@ impl BulkWriter {
             let text = response.text().await.unwrap_or_default();
             return Reply::Retry(format!("HTTP {status}: {}", text.chars().take(300).collect::<String>()));
         }
-        match response.json::<BulkResponse>().await {
-            Ok(r) if r.items.len() == docs.len() => Reply::Items(
-                r.items
-                    .into_iter()
-                    .map(|item| {
-                        let item = item.into_values().next();
-                        let status = item.as_ref().map_or(500, |i| i.status);
-                        (status, item.and_then(|i| i.error).map(|e| e.to_string()))
-                    })
-                    .collect(),
-            ),
-            Ok(r) => Reply::Retry(format!("bulk response has {} items for {} documents", r.items.len(), docs.len())),
-            Err(e) => Reply::Retry(format!("unreadable bulk response: {e}")),
+        match response.bytes().await {
+            Ok(body) => read_items(&body, docs.len()).map_or_else(Reply::Retry, Reply::Items),
+            Err(e) => Reply::Retry(format!("bulk response cut off: {e}")),
         }
     }
 }
 
-/// `{"create":{"_index":...,"_id":...}}`, written directly: it is built once per document.
-fn action_line(d: &Doc) -> Bytes {
-    let mut line = Vec::with_capacity(d.index.len() + d.id.len() + 40);
-    line.extend_from_slice(b"{\"create\":{\"_index\":");
-    crate::encode::escape_json_str(d.index.as_bytes(), &mut line);
-    line.extend_from_slice(b",\"_id\":");
-    crate::encode::escape_json_str(d.id.as_bytes(), &mut line);
-    line.extend_from_slice(b"}}");
-    Bytes::from(line)
+/// Each document's status, and the error Elasticsearch gave for it.
+fn read_items(body: &[u8], documents: usize) -> Result<Vec<(u16, Option<String>)>, String> {
+    let response: BulkResponse = serde_json::from_slice(body).map_err(|e| format!("unreadable bulk response: {e}"))?;
+    if response.items.len() != documents {
+        return Err(format!("bulk response has {} items for {documents} documents", response.items.len()));
+    }
+    if !response.errors {
+        return Ok(vec![(201, None); documents]);
+    }
+    let item = |raw: &RawValue| match serde_json::from_str::<BulkOp>(raw.get()) {
+        Ok(BulkOp { op }) => (op.status, op.error.map(|e| e.to_string())),
+        // An item we cannot read is retried, never taken as indexed.
+        Err(e) => (500, Some(format!("unreadable bulk item: {e}"))),
+    };
+    Ok(response.items.into_iter().map(item).collect())
+}
+
+/// Bytes of a bulk line around a document's index, id and source.
+const LINE_OVERHEAD: usize = 40;
+
+/// The request body in one buffer sized up front: `{"create":{"_index":...,"_id":...}}` and the source, per
+/// document, each line ending in a newline.
+fn bulk_body(docs: &[Doc]) -> Bytes {
+    let size = docs.iter().map(Doc::bulk_len).sum();
+    let mut body = Vec::with_capacity(size);
+    for d in docs {
+        body.extend_from_slice(b"{\"create\":{\"_index\":");
+        crate::encode::escape_json_str(d.index.as_bytes(), &mut body);
+        body.extend_from_slice(b",\"_id\":");
+        crate::encode::escape_json_str(d.id.as_bytes(), &mut body);
+        body.extend_from_slice(b"}}\n");
+        body.extend_from_slice(&d.source);
+        body.push(b'\n');
+    }
+    Bytes::from(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(index: &str, id: &str, source: &str) -> Doc {
+        let source = Bytes::copy_from_slice(source.as_bytes());
+        Doc {
+            partition: 0,
+            offset: 0,
+            index: index.into(),
+            id: id.into(),
+            source: source.clone(),
+            key: None,
+            original: source,
+        }
+    }
+
+    #[test]
+    fn bodies_are_action_and_source_lines_sized_up_front() {
+        let docs = [doc("logs-a", "t-0-1", r#"{"m":1}"#), doc("we\"ird", "t-0-2", "{}")];
+        let body = bulk_body(&docs);
+        let want = concat!(
+            "{\"create\":{\"_index\":\"logs-a\",\"_id\":\"t-0-1\"}}\n{\"m\":1}\n",
+            "{\"create\":{\"_index\":\"we\\\"ird\",\"_id\":\"t-0-2\"}}\n{}\n"
+        );
+        assert_eq!(std::str::from_utf8(&body).unwrap(), want);
+        assert!(body.len() <= docs.iter().map(Doc::bulk_len).sum::<usize>());
+    }
+
+    /// (body, documents sent) -> each item's status and whether it carries an error, or the start of the error.
+    #[test]
+    fn items_table() {
+        let ok = r#"{"took":3,"errors":false,"items":[{"create":{"status":201}},{"create":{"status":201}}]}"#;
+        let mixed = r#"{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":409,"error":{"type":"v"}}},
+            {"index":{"status":429}},{"create":{"status":400,"error":"bad"}},{"create":{}}]}"#;
+        let no_flag = r#"{"items":[{"create":{"status":500}}]}"#;
+        type Want = Result<&'static [(u16, bool)], &'static str>;
+        let cases: [(&str, usize, Want); 5] = [
+            (ok, 2, Ok(&[(201, false), (201, false)])),
+            (mixed, 5, Ok(&[(201, false), (409, true), (429, false), (400, true), (500, true)])),
+            (no_flag, 1, Ok(&[(500, false)])),
+            (ok, 3, Err("bulk response has 2 items for 3 documents")),
+            ("<html>", 1, Err("unreadable bulk response")),
+        ];
+        for (body, documents, want) in cases {
+            let got = read_items(body.as_bytes(), documents);
+            match (got, want) {
+                (Ok(got), Ok(want)) => {
+                    let got: Vec<(u16, bool)> = got.iter().map(|(s, e)| (*s, e.is_some())).collect();
+                    assert_eq!(got, want, "{body}");
+                }
+                (Err(got), Err(want)) => assert!(got.starts_with(want), "{got}"),
+                (got, want) => panic!("{body}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 }
