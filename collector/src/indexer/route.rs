@@ -7,7 +7,6 @@ use super::lookup::{Found, Lookup};
 use chrono::{DateTime, Datelike, Utc};
 use serde_json::Value;
 use std::borrow::Cow;
-use std::fmt::Write;
 
 /// Where an index name's fields come from: a parsed document, or what a [`Lookup`] read of a raw one.
 pub trait FieldSource {
@@ -116,10 +115,9 @@ impl IndexName {
                     Some(v) => out.extend(v.chars().map(safe_char)),
                     None => out.push_str(MISSING),
                 },
-                // Writing to a String cannot fail.
-                Part::Year => _ = write!(out, "{:04}", date.year()),
-                Part::Month => _ = write!(out, "{:02}", date.month()),
-                Part::Day => _ = write!(out, "{:02}", date.day()),
+                Part::Year => push_digits(&mut out, date.year().unsigned_abs(), 4),
+                Part::Month => push_digits(&mut out, date.month(), 2),
+                Part::Day => push_digits(&mut out, date.day(), 2),
             }
         }
         out
@@ -163,6 +161,14 @@ impl Destination {
     pub fn of_parsed(&self, doc: &Value, fallback_ms: i64) -> String {
         self.data_stream.clone().unwrap_or_else(|| self.index.render(doc, fallback_ms))
     }
+}
+
+/// `n` zero-padded to `width` digits; `format!` here cost more than the rest of naming an index.
+fn push_digits(out: &mut String, n: u32, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    out.extend(std::iter::repeat_n('0', width.saturating_sub(digits.len())));
+    out.push_str(digits);
 }
 
 /// Elasticsearch index names are lower case, without `\ / * ? " < > | , #`, spaces or `:`.
