@@ -58,6 +58,7 @@ fn main() {
             std::thread::sleep(Duration::from_millis(100));
         }
         let wall = start.elapsed().as_secs_f64();
+        let threads = thread_cpu(child.id());
         let (cpu, rss_kib) = stop(child);
         println!(
             "{name:<16} {cpu:>8.2} {:>12.0} {:>12.0} {wall:>8.2} {:>6.1} MiB",
@@ -65,6 +66,31 @@ fn main() {
             records as f64 / wall,
             rss_kib as f64 / 1024.0
         );
+        println!("{:<16} CPU seconds by thread (user+system): {threads}", "");
+    }
+    clean_up(&bootstrap, &es_url, &names);
+}
+
+/// The test broker and search server keep everything in memory: a few runs of a 256 MiB corpus left behind
+/// exhaust this machine's.
+fn clean_up(bootstrap: &str, es_url: &str, names: &Names) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let topics = [names.topic.as_str(), names.dead_letters.as_str()];
+    let deleted = rt.block_on(admin.delete_topics(&topics, &AdminOptions::new())).unwrap();
+    assert!(deleted.iter().all(|r| r.is_ok()), "{deleted:?}");
+    // Elasticsearch 8 refuses to delete by wildcard, so the indices are named.
+    let es = ix::elasticsearch(es_url);
+    let pattern = format!("{}*", names.prefix);
+    let found = rt.block_on(es.indices().get(elasticsearch::indices::IndicesGetParts::Index(&[&pattern])).send());
+    let indices: serde_json::Map<String, serde_json::Value> = rt.block_on(found.unwrap().json()).unwrap_or_default();
+    let indices: Vec<&str> = indices.keys().map(String::as_str).collect();
+    if !indices.is_empty() {
+        let parts = elasticsearch::indices::IndicesDeleteParts::Index(&indices);
+        let response = rt.block_on(es.indices().delete(parts).send()).unwrap();
+        assert!(response.status_code().is_success(), "deleting {indices:?}: {}", response.status_code());
     }
 }
 
@@ -128,6 +154,24 @@ fn spawn(config: &Path) -> Child {
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap()
+}
+
+/// User and system time of the child's threads, summed by thread name: where the CPU goes.
+fn thread_cpu(pid: u32) -> String {
+    let mut by_name = std::collections::BTreeMap::<String, (f64, f64)>::new();
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the name.
+        let seconds = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) / ticks;
+        let entry = by_name.entry(stat[open + 1..close].to_owned()).or_default();
+        (entry.0, entry.1) = (entry.0 + seconds(11), entry.1 + seconds(12));
+    }
+    let busy = by_name.iter().filter(|(_, (user, system))| user + system >= 0.01);
+    busy.map(|(name, (user, system))| format!("{name} {user:.2}+{system:.2}")).collect::<Vec<_>>().join(", ")
 }
 
 /// SIGTERM, then wait4 for the CPU time and peak RSS.
