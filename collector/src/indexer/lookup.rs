@@ -154,10 +154,10 @@ struct Value<'n, 'v, 'a> {
     values: &'v mut [Option<Cow<'a, str>>],
 }
 
-impl Value<'_, '_, '_> {
-    fn keep<E>(self, text: String) -> Result<(), E> {
+impl<'a> Value<'_, '_, 'a> {
+    fn keep<E>(self, text: impl Into<Cow<'a, str>>) -> Result<(), E> {
         if let Some(slot) = self.node.slot {
-            self.values[slot] = Some(Cow::Owned(text));
+            self.values[slot] = Some(text.into());
         }
         Ok(())
     }
@@ -179,10 +179,7 @@ impl<'a> Visitor<'a> for Value<'_, '_, 'a> {
     }
 
     fn visit_borrowed_str<E>(self, v: &'a str) -> Result<(), E> {
-        if let Some(slot) = self.node.slot {
-            self.values[slot] = Some(Cow::Borrowed(v));
-        }
-        Ok(())
+        self.keep(v)
     }
 
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
