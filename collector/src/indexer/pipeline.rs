@@ -26,6 +26,11 @@ use std::time::{Duration, Instant};
 /// How long shutdown waits for bulk requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a stall (batch full, no request slot free) may last before the partitions are paused. Pausing makes
+/// librdkafka drop what it fetched ahead for them and fetch it again on resume, so short stalls only stop taking
+/// records; long ones pause, so that the consumer is polled again and rebalances are not held up.
+const PAUSE_AFTER: Duration = Duration::from_secs(5);
+
 /// Commits what is done of partitions being revoked, so their next owner starts there.
 struct Context {
     offsets: Arc<Mutex<Offsets>>,
@@ -203,19 +208,22 @@ impl Indexer {
         let max_wait = Duration::from_millis(b.max_wait_ms);
         let mut tick = tokio::time::interval(max_wait.min(Duration::from_millis(250)).max(Duration::from_millis(10)));
         let mut paused = false;
+        let mut stalled_since: Option<Instant> = None;
         loop {
-            // While the batch is full and no request slot is free, the partitions are paused rather than the
-            // consumer left unpolled: a consumer that stops polling is dropped from its group.
-            let blocked = in_flight.len() >= b.concurrency && batch.is_full(&b);
-            if blocked != paused {
-                self.set_paused(blocked);
-                paused = blocked;
+            let stalled = in_flight.len() >= b.concurrency && batch.is_full(&b);
+            let since = stalled.then(|| *stalled_since.get_or_insert_with(Instant::now));
+            stalled_since = since;
+            // A consumer that stops polling for long is dropped from its group, and holds up rebalances meanwhile.
+            let pause = since.is_some_and(|t| t.elapsed() >= PAUSE_AFTER);
+            if pause != paused {
+                self.set_paused(pause);
+                paused = pause;
             }
             tokio::select! {
                 biased;
                 () = &mut stop => break,
                 Some(done) = in_flight.next() => self.finished(done),
-                message = self.consumer.recv() => {
+                message = self.consumer.recv(), if !stalled || paused => {
                     self.receive(message, &mut batch).await?;
                     // Records already fetched are taken without a round of the select each: that round cost as
                     // much as routing the record.
