@@ -2,15 +2,25 @@
 //! Records finish out of order (bulk requests run concurrently, retries take time), and offsets have gaps
 //! (compaction, transaction markers), so the position is the lowest *pending* offset, not a count.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 #[derive(Debug, Default)]
 struct Partition {
-    pending: BTreeSet<i64>,
+    /// Offsets consumed and not yet passed by the position, ascending, each with whether it is done. Records come
+    /// in offset order, so consuming appends and the position only ever pops from the front.
+    window: VecDeque<(i64, bool)>,
+    /// How many in `window` are not done.
+    pending: usize,
     /// One past the highest offset consumed.
     next: i64,
     /// The position last handed out for commit.
     committed: Option<i64>,
+}
+
+impl Partition {
+    fn position(&self) -> i64 {
+        self.window.front().map_or(self.next, |&(offset, _)| offset)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -21,14 +31,30 @@ pub struct Offsets {
 impl Offsets {
     pub fn consumed(&mut self, partition: i32, offset: i64) {
         let p = self.partitions.entry(partition).or_default();
-        p.pending.insert(offset);
+        match p.window.back() {
+            Some(&(last, _)) if offset <= last => {
+                // Out of order, which Kafka does not do within an assignment; kept correct, not fast.
+                match p.window.binary_search_by_key(&offset, |&(o, _)| o) {
+                    Ok(at) if p.window[at].1 => p.window[at].1 = false,
+                    Ok(_) => return,
+                    Err(at) => p.window.insert(at, (offset, false)),
+                }
+            }
+            _ => p.window.push_back((offset, false)),
+        }
+        p.pending += 1;
         p.next = p.next.max(offset + 1);
     }
 
     /// The record was indexed, dead-lettered or dropped.
     pub fn done(&mut self, partition: i32, offset: i64) {
-        if let Some(p) = self.partitions.get_mut(&partition) {
-            p.pending.remove(&offset);
+        let Some(p) = self.partitions.get_mut(&partition) else { return };
+        let Ok(at) = p.window.binary_search_by_key(&offset, |&(o, _)| o) else { return };
+        if !std::mem::replace(&mut p.window[at].1, true) {
+            p.pending -= 1;
+        }
+        while p.window.front().is_some_and(|&(_, done)| done) {
+            p.window.pop_front();
         }
     }
 
@@ -36,7 +62,7 @@ impl Offsets {
     pub fn advanced_positions(&mut self) -> BTreeMap<i32, i64> {
         let mut out = BTreeMap::new();
         for (&id, p) in &mut self.partitions {
-            let position = p.pending.first().copied().unwrap_or(p.next);
+            let position = p.position();
             if p.next > 0 && p.committed != Some(position) {
                 p.committed = Some(position);
                 out.insert(id, position);
@@ -51,7 +77,7 @@ impl Offsets {
         for id in partitions {
             if let Some(p) = self.partitions.remove(id) {
                 if p.next > 0 {
-                    out.insert(*id, p.pending.first().copied().unwrap_or(p.next));
+                    out.insert(*id, p.position());
                 }
             }
         }
@@ -60,7 +86,7 @@ impl Offsets {
 
     /// Per partition, records consumed and not done yet.
     pub fn pending_by_partition(&self) -> Vec<(i32, usize)> {
-        self.partitions.iter().map(|(&id, p)| (id, p.pending.len())).collect()
+        self.partitions.iter().map(|(&id, p)| (id, p.pending)).collect()
     }
 }
 
@@ -91,6 +117,102 @@ mod tests {
             }
             prop_assert_eq!(t.pending_by_partition(), vec![(0, 0)]);
             prop_assert_eq!(t.release(&[0]).get(&0).copied(), Some(offsets[offsets.len() - 1] + 1));
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Consume the partition's next offset, this far past the last one.
+        Consume {
+            partition: i32,
+            gap: i64,
+        },
+        /// Consume an offset again, or one below the last (never within an assignment, still handled).
+        Again {
+            partition: i32,
+            back: i64,
+        },
+        /// Finish the n-th pending record (modulo how many are pending).
+        Done {
+            partition: i32,
+            nth: usize,
+        },
+        Release {
+            partition: i32,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let partition = 0..3i32;
+        prop_oneof![
+            6 => (partition.clone(), 1..4i64).prop_map(|(partition, gap)| Op::Consume { partition, gap }),
+            1 => (partition.clone(), 0..6i64).prop_map(|(partition, back)| Op::Again { partition, back }),
+            5 => (partition.clone(), any::<usize>()).prop_map(|(partition, nth)| Op::Done { partition, nth }),
+            1 => partition.prop_map(|partition| Op::Release { partition }),
+        ]
+    }
+
+    /// The obvious model: a set of pending offsets per partition, the position being the lowest or one past the last.
+    #[derive(Default)]
+    struct Model {
+        pending: BTreeMap<i32, std::collections::BTreeSet<i64>>,
+        next: BTreeMap<i32, i64>,
+    }
+
+    impl Model {
+        fn position(&self, partition: i32) -> Option<i64> {
+            let next = *self.next.get(&partition)?;
+            Some(self.pending.get(&partition).and_then(|s| s.first().copied()).unwrap_or(next))
+        }
+    }
+
+    proptest! {
+        /// Any sequence of consuming (in order, or not), finishing and releasing gives the model's positions.
+        #[test]
+        fn positions_follow_the_model(ops in proptest::collection::vec(op(), 1..200)) {
+            let (mut t, mut m) = (Offsets::default(), Model::default());
+            let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Consume { partition, gap } => {
+                        let offset = last.get(&partition).map_or(gap - 1, |l| l + gap);
+                        last.insert(partition, offset);
+                        t.consumed(partition, offset);
+                        m.pending.entry(partition).or_default().insert(offset);
+                        let next = m.next.entry(partition).or_default();
+                        *next = (*next).max(offset + 1);
+                    }
+                    Op::Again { partition, back } => {
+                        let Some(&l) = last.get(&partition) else { continue };
+                        let offset = (l - back).max(0);
+                        t.consumed(partition, offset);
+                        m.pending.entry(partition).or_default().insert(offset);
+                        let next = m.next.entry(partition).or_default();
+                        *next = (*next).max(offset + 1);
+                    }
+                    Op::Done { partition, nth } => {
+                        let Some(set) = m.pending.get_mut(&partition).filter(|s| !s.is_empty()) else { continue };
+                        let offset = *set.iter().nth(nth % set.len()).unwrap();
+                        set.remove(&offset);
+                        t.done(partition, offset);
+                    }
+                    Op::Release { partition } => {
+                        let want = m.position(partition);
+                        m.pending.remove(&partition);
+                        m.next.remove(&partition);
+                        last.remove(&partition);
+                        prop_assert_eq!(t.release(&[partition]).get(&partition).copied(), want);
+                    }
+                }
+                for (&partition, set) in &m.pending {
+                    let got = t.pending_by_partition().into_iter().find(|&(p, _)| p == partition).map(|(_, n)| n);
+                    prop_assert_eq!(got, Some(set.len()));
+                }
+                let moved = t.advanced_positions();
+                for (partition, position) in moved {
+                    prop_assert_eq!(Some(position), m.position(partition));
+                }
+            }
         }
     }
 
