@@ -1,6 +1,7 @@
 //! The indexer through faults: Elasticsearch answering 429, 500 and 413 for requests and 429/503 for single
-//! documents; mapping errors and records that are not JSON; two indexers in one group through rebalances. In every
-//! case each record is either searchable exactly once or in the dead-letter topic, and the commits reach the end.
+//! documents, and 400 for a request holding a document it cannot read; mapping errors, records that are not JSON
+//! and JSON spread over lines; two indexers in one group through rebalances. In every case each record is either
+//! searchable exactly once or in the dead-letter topic, and the commits reach the end.
 
 mod support;
 
@@ -64,10 +65,14 @@ fn mapping_errors_and_non_json_records_go_to_the_dead_letter_topic() {
     let tmp = tempfile::tempdir().unwrap();
     let config = ix::write_config(tmp.path(), &names, "indexer-1", &bootstrap, &es_url, "");
     let log = tmp.path().join("indexer.log");
-    // Every 20th record has a text where the template maps a long; every 50th is not JSON at all.
+    // Every 20th record has a text where the template maps a long; every 50th is not JSON at all. Every 30th is
+    // good JSON spread over lines, which a bulk body (one line per document) cannot carry as it is.
     let payload = |n: u64| match n {
         n if n % 50 == 7 => format!("plain text {n}"),
         n if n % 20 == 3 => ix::document(n).replace(&format!("\"offset\":{n}"), "\"offset\":\"not a number\""),
+        n if n % 30 == 11 => {
+            serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&ix::document(n)).unwrap()).unwrap()
+        }
         n => ix::document(n),
     };
     const TOTAL: u64 = 2000;
@@ -79,23 +84,8 @@ fn mapping_errors_and_non_json_records_go_to_the_dead_letter_topic() {
     let es = ix::elasticsearch(&es_url);
     assert_eq!(ix::wait_for_count(&es, &names.indices(), TOTAL - bad, Duration::from_secs(10)), TOTAL - bad);
 
-    let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "dlq-reader")
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(&names.dead_letters, 0, rdkafka::Offset::Beginning).unwrap();
-    consumer.assign(&tpl).unwrap();
     let (mut mapping, mut not_json) = (0, 0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while mapping + not_json < bad {
-        assert!(Instant::now() < deadline, "dead letters: {mapping} mapping errors, {not_json} not JSON of {bad}");
-        let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
-        let msg = msg.unwrap();
-        let error = msg.headers().unwrap().iter().find(|h| h.key == "logpipe.error").and_then(|h| h.value).unwrap();
-        let error = String::from_utf8_lossy(error);
-        let payload = String::from_utf8_lossy(msg.payload().unwrap());
+    for (error, payload) in dead_letters(&bootstrap, &names.dead_letters, bad) {
         if payload.starts_with("plain text") {
             assert!(error.contains("not a JSON document"), "{error}");
             not_json += 1;
@@ -105,6 +95,57 @@ fn mapping_errors_and_non_json_records_go_to_the_dead_letter_topic() {
         }
     }
     assert_eq!((mapping + not_json, ix::ends(&bootstrap, &names.dead_letters, 1)), (bad, vec![bad as i64]));
+}
+
+#[test]
+fn a_document_whose_request_is_refused_whole_is_singled_out_and_dead_lettered() {
+    let ix::Setup { bootstrap, es_url, names } = ix::Setup::new("ix-poison", 2);
+    let proxy = FaultProxy::start(&es_url, Faults { poison: Some("poison-pill"), ..Faults::default() }, 11);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = ix::write_config(tmp.path(), &names, "indexer-1", &bootstrap, &proxy.url, "");
+    let log = tmp.path().join("indexer.log");
+    let payload = |n: u64| match n {
+        n if n % 200 == 17 => ix::document(n).replace("\"record ", "\"poison-pill record "),
+        n => ix::document(n),
+    };
+    const TOTAL: u64 = 2000;
+    let bad = (0..TOTAL).filter(|n| n % 200 == 17).count() as u64;
+    ix::produce(&ix::producer(&bootstrap), &names.topic, (0..TOTAL).map(payload));
+    let indexer = ix::start_indexer(&config, &log);
+    wait_committed(&bootstrap, &names, 2);
+    stop(indexer, &log);
+    let es = ix::elasticsearch(&es_url);
+    assert_eq!(ix::wait_for_count(&es, &names.indices(), TOTAL - bad, Duration::from_secs(10)), TOTAL - bad);
+    for (error, payload) in dead_letters(&bootstrap, &names.dead_letters, bad) {
+        assert!(error.contains("HTTP 400") && payload.contains("poison-pill"), "{error}: {payload}");
+    }
+    assert_eq!(ix::ends(&bootstrap, &names.dead_letters, 1), vec![bad as i64]);
+    assert!(proxy.stats.poisoned.load(std::sync::atomic::Ordering::Relaxed) >= bad);
+}
+
+/// The first `n` records of the dead-letter topic: each one's error header and payload.
+fn dead_letters(bootstrap: &str, topic: &str, n: u64) -> Vec<(String, String)> {
+    let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "dlq-reader")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (out.len() as u64) < n {
+        assert!(Instant::now() < deadline, "{} of {n} dead letters: {out:?}", out.len());
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let msg = msg.unwrap();
+        let error = msg.headers().unwrap().iter().find(|h| h.key == "logpipe.error").and_then(|h| h.value).unwrap();
+        out.push((
+            String::from_utf8_lossy(error).into_owned(),
+            String::from_utf8_lossy(msg.payload().unwrap()).into_owned(),
+        ));
+    }
+    out
 }
 
 #[test]

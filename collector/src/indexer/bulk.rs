@@ -1,7 +1,7 @@
 //! Bulk writes: `create` operations with deterministic ids, resolved per document. 2xx is indexed, 409 means an
 //! earlier attempt (or a previous run) indexed it already; 429 and 5xx documents are sent again after a backoff; a
-//! 413 splits the request; any other status is a rejection for the dead-letter topic. Nothing leaves here
-//! unresolved, so the caller may commit whatever comes back.
+//! 413 or 400 for the whole request splits it; any other status for a document is a rejection for the dead-letter
+//! topic. Nothing leaves here unresolved, so the caller may commit whatever comes back.
 
 use super::backoff::Backoff;
 use bytes::Bytes;
@@ -45,7 +45,12 @@ pub enum Resolution {
 /// What a bulk request came back as.
 enum Reply {
     Items(Vec<(u16, Option<String>)>),
-    TooLarge,
+    /// The request as a whole was refused for what it carries (413: too large; 400: unreadable). Its halves are
+    /// sent apart until the documents at fault stand alone, so one bad document does not hold up the rest.
+    Refused {
+        status: u16,
+        reason: String,
+    },
     Retry(String),
 }
 
@@ -125,13 +130,10 @@ impl BulkWriter {
                         todo.push(retry);
                     }
                 }
-                Reply::TooLarge if chunk.len() == 1 => {
-                    let reason = "the document alone is larger than Elasticsearch accepts (413)".to_owned();
-                    out.extend(
-                        chunk.into_iter().map(|d| (d, Resolution::Rejected { status: 413, reason: reason.clone() })),
-                    );
+                Reply::Refused { status, reason } if chunk.len() == 1 => {
+                    out.extend(chunk.into_iter().map(|d| (d, Resolution::Rejected { status, reason: reason.clone() })));
                 }
-                Reply::TooLarge => {
+                Reply::Refused { .. } => {
                     stats.splits += 1;
                     let mut first = chunk;
                     let second = first.split_off(first.len() / 2);
@@ -160,11 +162,17 @@ impl BulkWriter {
         };
         let status = response.status_code();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            return Reply::TooLarge;
+            let reason = "the document alone is larger than Elasticsearch accepts".to_owned();
+            return Reply::Refused { status: 413, reason };
         }
         if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
-            return Reply::Retry(format!("HTTP {status}: {}", text.chars().take(300).collect::<String>()));
+            let text: String = response.text().await.unwrap_or_default().chars().take(300).collect();
+            // Other refusals (401, 403, 404) are about the cluster or our access, not the documents: retried.
+            return if status == StatusCode::BAD_REQUEST {
+                Reply::Refused { status: 400, reason: format!("the request holding it alone was refused: {text}") }
+            } else {
+                Reply::Retry(format!("HTTP {status}: {text}"))
+            };
         }
         match response.bytes().await {
             Ok(body) => read_items(&body, docs.len()).map_or_else(Reply::Retry, Reply::Items),

@@ -360,7 +360,9 @@ fn prepare(message: &BorrowedMessage<'_>, processors: &[ProcessorConfig], destin
     let timestamp = message.timestamp().to_millis().unwrap_or(0);
     let original = Bytes::copy_from_slice(payload);
     // Without processors the document is shipped as it came, and only the fields the index name needs are read.
-    let raw = if processors.is_empty() { destination.of_raw(payload, timestamp) } else { None };
+    // JSON spread over lines is encoded again: a bulk body carries each document on one line.
+    let one_line = memchr::memchr(b'\n', payload).is_none();
+    let raw = if processors.is_empty() && one_line { destination.of_raw(payload, timestamp) } else { None };
     let (source, index_name) = match raw {
         Some(index) => (original.clone(), index),
         None => {

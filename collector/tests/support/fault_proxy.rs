@@ -1,6 +1,7 @@
 //! An HTTP proxy in front of the Elasticsearch-API server that injects what a loaded cluster does: slow bulk
-//! requests, whole requests failing with 500 or 429, 413 for large requests, and single documents answered 429 or
-//! 503 (those are not forwarded, as a real cluster would not have indexed them).
+//! requests, whole requests failing with 500 or 429, 413 for large requests, 400 for requests holding a marked
+//! document, and single documents answered 429 or 503 (those are not forwarded, as a real cluster would not have
+//! indexed them).
 
 use bytes::Bytes;
 use elasticsearch::http::transport::Transport;
@@ -27,6 +28,8 @@ pub struct Faults {
     pub document: f64,
     /// Every request without exactly this `Authorization` header is answered 401, as a secured cluster does.
     pub authorization: Option<&'static str>,
+    /// Bulk requests holding this text are refused whole with 400, as Elasticsearch refuses a body it cannot read.
+    pub poison: Option<&'static str>,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +40,7 @@ pub struct FaultStats {
     pub too_large: AtomicU64,
     pub document_faults: AtomicU64,
     pub unauthorized: AtomicU64,
+    pub poisoned: AtomicU64,
 }
 
 pub struct FaultProxy {
@@ -146,6 +150,11 @@ async fn bulk(state: &State, body: Bytes) -> Response<Full<Bytes>> {
     if state.chance(f.request_429) {
         s.whole_429.fetch_add(1, Ordering::Relaxed);
         return reply(StatusCode::TOO_MANY_REQUESTS, json!({"error": "injected"}));
+    }
+    if f.poison.is_some_and(|p| memchr::memmem::find(&body, p.as_bytes()).is_some()) {
+        s.poisoned.fetch_add(1, Ordering::Relaxed);
+        let error = json!({"type": "x_content_parse_exception", "reason": "injected: unreadable bulk line"});
+        return reply(StatusCode::BAD_REQUEST, json!({"error": error, "status": 400}));
     }
     if f.too_large_over > 0 && docs > f.too_large_over {
         s.too_large.fetch_add(1, Ordering::Relaxed);
