@@ -65,7 +65,7 @@ impl Lookup {
         // Validated whole, once: skipped strings are not checked on the way, and a `str` reader then trusts the
         // keys instead of checking each again.
         let text = std::str::from_utf8(bytes).ok()?;
-        let mut values = vec![None; self.paths.len()];
+        let mut values = Values::from_elem(None, self.paths.len());
         let mut de = serde_json::Deserializer::from_str(text);
         Walk { node: &self.root, values: &mut values }.deserialize(&mut de).ok()?;
         de.end().ok()?;
@@ -77,8 +77,11 @@ impl Lookup {
 #[derive(Debug)]
 pub struct Found<'l, 'a> {
     paths: &'l [String],
-    values: Vec<Option<Cow<'a, str>>>,
+    values: Values<'a>,
 }
+
+/// Found values by slot; an index name reads a few fields, which fit without an allocation per record.
+type Values<'a> = smallvec::SmallVec<[Option<Cow<'a, str>>; 4]>;
 
 impl Found<'_, '_> {
     pub fn get(&self, path: &str) -> Option<&str> {
