@@ -26,6 +26,15 @@ pub fn escape_json_str(bytes: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// Appends the concatenation of `parts` to `out` as one quoted JSON string, without joining them first.
+pub fn escape_json_str_parts(parts: &[&str], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for part in parts {
+        escape_valid(part.as_bytes(), out);
+    }
+    out.push(b'"');
+}
+
 fn escape_valid(bytes: &[u8], out: &mut Vec<u8>) {
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {

@@ -9,7 +9,7 @@ mod escape;
 mod kubernetes;
 mod path_meta;
 
-pub use escape::escape_json_str;
+pub use escape::{escape_json_str, escape_json_str_parts};
 pub use kubernetes::{MetaFields, PodContext};
 pub use path_meta::PathMeta;
 

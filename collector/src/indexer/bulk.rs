@@ -9,15 +9,16 @@ use elasticsearch::http::StatusCode;
 use elasticsearch::{BulkParts, Elasticsearch};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::sync::Arc;
 use std::time::Instant;
 
-/// A document ready to write: where it came from, where it goes, and its source.
+/// A document ready to write: where it came from (which also names it), where it goes, and its source.
 #[derive(Debug, Clone)]
 pub struct Doc {
     pub partition: i32,
     pub offset: i64,
-    pub index: String,
-    pub id: String,
+    /// Shared by the documents of a batch that go to the same index.
+    pub index: Arc<str>,
     pub source: Bytes,
     /// The Kafka record as it was, for the dead-letter topic.
     pub key: Option<Bytes>,
@@ -25,10 +26,21 @@ pub struct Doc {
 }
 
 impl Doc {
-    /// Its share of a bulk request body, in bytes.
-    pub fn bulk_len(&self) -> usize {
-        self.index.len() + self.id.len() + self.source.len() + LINE_OVERHEAD
+    /// Its share of a bulk request body, in bytes, when it was read from `topic`.
+    pub fn bulk_len(&self, topic: &str) -> usize {
+        self.index.len() + id_len(topic, self.partition, self.offset) + self.source.len() + LINE_OVERHEAD
     }
+}
+
+/// `<topic>-<partition>-<offset>`: the same record always gets the same `_id`, which is what makes a replay a 409.
+fn push_id(body: &mut Vec<u8>, topic: &str, partition: i32, offset: i64) {
+    let (mut p, mut o) = (itoa::Buffer::new(), itoa::Buffer::new());
+    crate::encode::escape_json_str_parts(&[topic, "-", p.format(partition), "-", o.format(offset)], body);
+}
+
+fn id_len(topic: &str, partition: i32, offset: i64) -> usize {
+    let digits = |n: i64| n.unsigned_abs().checked_ilog10().map_or(1, |d| d as usize + 1) + usize::from(n < 0);
+    topic.len() + digits(partition.into()) + digits(offset) + 2
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +105,8 @@ pub struct WriteStats {
 
 pub struct BulkWriter {
     pub client: Elasticsearch,
+    /// The topic the documents were read from, part of their ids.
+    pub topic: String,
     pub backoff: Backoff,
     /// Seconds each bulk request took; fed to the latency histogram.
     pub on_request: Box<dyn Fn(f64) + Send + Sync>,
@@ -154,7 +168,7 @@ impl BulkWriter {
 
     async fn send(&self, docs: &[Doc]) -> Reply {
         let started = Instant::now();
-        let response = self.client.bulk(BulkParts::None).body(vec![bulk_body(docs)]).send().await;
+        let response = self.client.bulk(BulkParts::None).body(vec![bulk_body(&self.topic, docs)]).send().await;
         (self.on_request)(started.elapsed().as_secs_f64());
         let response = match response {
             Ok(r) => r,
@@ -203,14 +217,14 @@ const LINE_OVERHEAD: usize = 40;
 
 /// The request body in one buffer sized up front: `{"create":{"_index":...,"_id":...}}` and the source, per
 /// document, each line ending in a newline.
-fn bulk_body(docs: &[Doc]) -> Bytes {
-    let size = docs.iter().map(Doc::bulk_len).sum();
+fn bulk_body(topic: &str, docs: &[Doc]) -> Bytes {
+    let size = docs.iter().map(|d| d.bulk_len(topic)).sum();
     let mut body = Vec::with_capacity(size);
     for d in docs {
         body.extend_from_slice(b"{\"create\":{\"_index\":");
         crate::encode::escape_json_str(d.index.as_bytes(), &mut body);
         body.extend_from_slice(b",\"_id\":");
-        crate::encode::escape_json_str(d.id.as_bytes(), &mut body);
+        push_id(&mut body, topic, d.partition, d.offset);
         body.extend_from_slice(b"}}\n");
         body.extend_from_slice(&d.source);
         body.push(b'\n');
@@ -222,29 +236,31 @@ fn bulk_body(docs: &[Doc]) -> Bytes {
 mod tests {
     use super::*;
 
-    fn doc(index: &str, id: &str, source: &str) -> Doc {
+    fn doc(index: &str, partition: i32, offset: i64, source: &str) -> Doc {
         let source = Bytes::copy_from_slice(source.as_bytes());
-        Doc {
-            partition: 0,
-            offset: 0,
-            index: index.into(),
-            id: id.into(),
-            source: source.clone(),
-            key: None,
-            original: source,
-        }
+        Doc { partition, offset, index: index.into(), source: source.clone(), key: None, original: source }
     }
 
     #[test]
     fn bodies_are_action_and_source_lines_sized_up_front() {
-        let docs = [doc("logs-a", "t-0-1", r#"{"m":1}"#), doc("we\"ird", "t-0-2", "{}")];
-        let body = bulk_body(&docs);
+        let docs = [doc("logs-a", 0, 1, r#"{"m":1}"#), doc("we\"ird", 12, 1 << 40, "{}"), doc("b", -1, 0, "{}")];
+        let body = bulk_body("t.x_y", &docs);
         let want = concat!(
-            "{\"create\":{\"_index\":\"logs-a\",\"_id\":\"t-0-1\"}}\n{\"m\":1}\n",
-            "{\"create\":{\"_index\":\"we\\\"ird\",\"_id\":\"t-0-2\"}}\n{}\n"
+            "{\"create\":{\"_index\":\"logs-a\",\"_id\":\"t.x_y-0-1\"}}\n{\"m\":1}\n",
+            "{\"create\":{\"_index\":\"we\\\"ird\",\"_id\":\"t.x_y-12-1099511627776\"}}\n{}\n",
+            "{\"create\":{\"_index\":\"b\",\"_id\":\"t.x_y--1-0\"}}\n{}\n"
         );
         assert_eq!(std::str::from_utf8(&body).unwrap(), want);
-        assert!(body.len() <= docs.iter().map(Doc::bulk_len).sum::<usize>());
+        assert!(body.len() <= docs.iter().map(|d| d.bulk_len("t.x_y")).sum::<usize>());
+    }
+
+    #[test]
+    fn id_lengths_are_exact() {
+        for (partition, offset) in [(0, 0), (9, 10), (10, 99), (-1, -10), (i32::MAX, i64::MAX), (i32::MIN, i64::MIN)] {
+            let mut id = Vec::new();
+            push_id(&mut id, "topic", partition, offset);
+            assert_eq!(id_len("topic", partition, offset), id.len() - 2, "{}", String::from_utf8_lossy(&id));
+        }
     }
 
     /// (body, documents sent) -> each item's status and whether it carries an error, or the start of the error.

@@ -6,7 +6,7 @@ use super::bulk::{BulkWriter, Doc, Resolution};
 use super::dead_letter::{DeadLetters, Letter};
 use super::offsets::Offsets;
 use super::processors::{self, Outcome, ProcessorConfig};
-use super::route::Destination;
+use super::route::{Destination, Names};
 use super::{elastic, IndexName, IndexerError, IndexerMetrics};
 use crate::config::{BulkConfig, IndexerConfig};
 use crate::sink::base_config;
@@ -120,6 +120,8 @@ struct Batch {
     letters: Vec<Prepared>,
     bytes: usize,
     since: Option<Instant>,
+    /// The index names its documents share.
+    names: Names,
 }
 
 impl Batch {
@@ -187,6 +189,7 @@ impl Indexer {
         let shared = Arc::new(Shared {
             writer: BulkWriter {
                 client,
+                topic: k.topic.clone(),
                 backoff: backoff(),
                 on_request: Box::new(move |s| latency.bulk_seconds.observe(s)),
             },
@@ -301,9 +304,9 @@ impl Indexer {
         if let Ok(mut o) = self.offsets.lock() {
             o.consumed(partition, offset);
         }
-        match prepare(message, &self.config.processors, &self.destination) {
+        match prepare(message, &self.config.processors, &self.destination, &mut batch.names) {
             Prepared::Doc(doc) => {
-                batch.bytes += doc.bulk_len();
+                batch.bytes += doc.bulk_len(&self.config.kafka.topic);
                 batch.docs.push(doc);
             }
             Prepared::Dropped => {
@@ -346,7 +349,12 @@ impl Indexer {
     }
 }
 
-fn prepare(message: &BorrowedMessage<'_>, processors: &[ProcessorConfig], destination: &Destination) -> Prepared {
+fn prepare(
+    message: &BorrowedMessage<'_>,
+    processors: &[ProcessorConfig],
+    destination: &Destination,
+    names: &mut Names,
+) -> Prepared {
     let (partition, offset) = (message.partition(), message.offset());
     let payload = message.payload().unwrap_or_default();
     let key = message.key().map(Bytes::copy_from_slice);
@@ -362,7 +370,7 @@ fn prepare(message: &BorrowedMessage<'_>, processors: &[ProcessorConfig], destin
     // Without processors the document is shipped as it came, and only the fields the index name needs are read.
     // JSON spread over lines is encoded again: a bulk body carries each document on one line.
     let one_line = memchr::memchr(b'\n', payload).is_none();
-    let raw = if processors.is_empty() && one_line { destination.of_raw(payload, timestamp) } else { None };
+    let raw = if processors.is_empty() && one_line { destination.of_raw(payload, timestamp, names) } else { None };
     let (source, index_name) = match raw {
         Some(index) => (original.clone(), index),
         None => {
@@ -378,29 +386,10 @@ fn prepare(message: &BorrowedMessage<'_>, processors: &[ProcessorConfig], destin
                 Ok(v) => Bytes::from(v),
                 Err(e) => return letter(format!("re-encoding after processors: {e}")),
             };
-            (source, destination.of_parsed(&doc, timestamp))
+            (source, destination.of_parsed(&doc, timestamp, names))
         }
     };
-    Prepared::Doc(Doc {
-        partition,
-        offset,
-        index: index_name,
-        id: document_id(message.topic(), partition, offset),
-        source,
-        key,
-        original,
-    })
-}
-
-/// `<topic>-<partition>-<offset>`: the same record always gets the same id, which is what makes a replay a 409.
-fn document_id(topic: &str, partition: i32, offset: i64) -> String {
-    let (mut p, mut o) = (itoa::Buffer::new(), itoa::Buffer::new());
-    let (p, o) = (p.format(partition), o.format(offset));
-    let mut id = String::with_capacity(topic.len() + p.len() + o.len() + 2);
-    for part in [topic, "-", p, "-", o] {
-        id.push_str(part);
-    }
-    id
+    Prepared::Doc(Doc { partition, offset, index: index_name, source, key, original })
 }
 
 /// One bulk request's worth: write the documents, dead-letter what Elasticsearch rejected and what was not JSON;

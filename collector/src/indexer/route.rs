@@ -7,6 +7,7 @@ use super::lookup::{Found, Lookup};
 use chrono::{DateTime, Datelike, Utc};
 use serde_json::Value;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Where an index name's fields come from: a parsed document, or what a [`Lookup`] read of a raw one.
 pub trait FieldSource {
@@ -101,13 +102,20 @@ impl IndexName {
 
     /// The index of `doc`; `fallback_ms` is the Kafka record's timestamp.
     pub fn render(&self, doc: &impl FieldSource, fallback_ms: i64) -> String {
+        let mut out = String::with_capacity(48);
+        self.render_into(doc, fallback_ms, &mut out);
+        out
+    }
+
+    /// [`render`](Self::render) into `out`, which is cleared first.
+    pub fn render_into(&self, doc: &impl FieldSource, fallback_ms: i64, out: &mut String) {
+        out.clear();
         let date = doc
             .text(TIMESTAMP)
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
             .map(|t| t.with_timezone(&Utc))
             .or_else(|| DateTime::from_timestamp_millis(fallback_ms))
             .unwrap_or_default();
-        let mut out = String::with_capacity(48);
         for part in &self.0 {
             match part {
                 Part::Text(t) => out.push_str(t),
@@ -115,12 +123,11 @@ impl IndexName {
                     Some(v) => out.extend(v.chars().map(safe_char)),
                     None => out.push_str(MISSING),
                 },
-                Part::Year => push_digits(&mut out, date.year().unsigned_abs(), 4),
-                Part::Month => push_digits(&mut out, date.month(), 2),
-                Part::Day => push_digits(&mut out, date.day(), 2),
+                Part::Year => push_digits(out, date.year().unsigned_abs(), 4),
+                Part::Month => push_digits(out, date.month(), 2),
+                Part::Day => push_digits(out, date.day(), 2),
             }
         }
-        out
     }
 
     /// What `render` reads of a document, for reading raw documents in one pass.
@@ -140,7 +147,7 @@ impl IndexName {
 /// Where documents go: one data stream, or an index named from each document.
 #[derive(Debug, Clone)]
 pub struct Destination {
-    data_stream: Option<String>,
+    data_stream: Option<Arc<str>>,
     index: IndexName,
     /// What the index name reads of a raw document (nothing for a data stream).
     lookup: Lookup,
@@ -149,17 +156,50 @@ pub struct Destination {
 impl Destination {
     pub fn new(index: IndexName, data_stream: Option<String>) -> Self {
         let lookup = if data_stream.is_some() { Lookup::new([]) } else { index.lookup() };
-        Self { data_stream, index, lookup }
+        Self { data_stream: data_stream.map(Arc::from), index, lookup }
     }
 
     /// The index of a document shipped as it came; `None` when the bytes are not one JSON object.
-    pub fn of_raw(&self, raw: &[u8], fallback_ms: i64) -> Option<String> {
+    pub fn of_raw(&self, raw: &[u8], fallback_ms: i64, names: &mut Names) -> Option<Arc<str>> {
         let found = self.lookup.read(raw)?;
-        Some(self.data_stream.clone().unwrap_or_else(|| self.index.render(&found, fallback_ms)))
+        Some(self.name(&found, fallback_ms, names))
     }
 
-    pub fn of_parsed(&self, doc: &Value, fallback_ms: i64) -> String {
-        self.data_stream.clone().unwrap_or_else(|| self.index.render(doc, fallback_ms))
+    pub fn of_parsed(&self, doc: &Value, fallback_ms: i64, names: &mut Names) -> Arc<str> {
+        self.name(doc, fallback_ms, names)
+    }
+
+    fn name(&self, doc: &impl FieldSource, fallback_ms: i64, names: &mut Names) -> Arc<str> {
+        if let Some(ds) = &self.data_stream {
+            return Arc::clone(ds);
+        }
+        self.index.render_into(doc, fallback_ms, &mut names.scratch);
+        names.intern()
+    }
+}
+
+/// Index names given out lately. Documents arriving together mostly go to a few indices, so they share each name
+/// rather than allocating one apiece.
+#[derive(Debug, Default)]
+pub struct Names {
+    scratch: String,
+    recent: Vec<Arc<str>>,
+}
+
+impl Names {
+    /// How many names are remembered; a lookup is a scan, so few.
+    const KEEP: usize = 16;
+
+    fn intern(&mut self) -> Arc<str> {
+        if let Some(name) = self.recent.iter().find(|n| ***n == *self.scratch) {
+            return Arc::clone(name);
+        }
+        let name: Arc<str> = Arc::from(self.scratch.as_str());
+        if self.recent.len() == Self::KEEP {
+            self.recent.remove(0);
+        }
+        self.recent.push(Arc::clone(&name));
+        name
     }
 }
 
