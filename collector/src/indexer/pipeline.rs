@@ -212,6 +212,8 @@ impl Indexer {
         let mut tick = tokio::time::interval(max_wait.min(Duration::from_millis(250)).max(Duration::from_millis(10)));
         let mut paused = false;
         let mut stalled_since: Option<Instant> = None;
+        // One stream for the whole run: each `recv` would take and give back a waker slot under a lock.
+        let mut messages = self.consumer.stream();
         loop {
             let stalled = in_flight.len() >= b.concurrency && batch.is_full(&b);
             let since = stalled.then(|| *stalled_since.get_or_insert_with(Instant::now));
@@ -226,12 +228,12 @@ impl Indexer {
                 biased;
                 () = &mut stop => break,
                 Some(done) = in_flight.next() => self.finished(done),
-                message = self.consumer.recv(), if !stalled || paused => {
+                Some(message) = messages.next(), if !stalled || paused => {
                     self.receive(message, &mut batch).await?;
                     // Records already fetched are taken without a round of the select each: that round cost as
                     // much as routing the record.
                     while !batch.is_full(&b) {
-                        let Some(message) = self.consumer.recv().now_or_never() else { break };
+                        let Some(Some(message)) = messages.next().now_or_never() else { break };
                         self.receive(message, &mut batch).await?;
                     }
                     if paused {
