@@ -229,12 +229,17 @@ impl Indexer {
                 () = &mut stop => break,
                 Some(done) = in_flight.next() => self.finished(done),
                 Some(message) = messages.next(), if !stalled || paused => {
-                    self.receive(message, &mut batch).await?;
+                    let mut next = Some(message);
                     // Records already fetched are taken without a round of the select each: that round cost as
                     // much as routing the record.
-                    while !batch.is_full(&b) {
-                        let Some(Some(message)) = messages.next().now_or_never() else { break };
-                        self.receive(message, &mut batch).await?;
+                    while let Some(message) = next.take() {
+                        match message {
+                            Ok(message) => self.take(&message, &mut batch),
+                            Err(error) => self.consumer_error(error).await?,
+                        }
+                        if !batch.is_full(&b) {
+                            next = messages.next().now_or_never().flatten();
+                        }
                     }
                     if paused {
                         // Newly assigned partitions are not paused.
@@ -283,20 +288,6 @@ impl Indexer {
         let result = if pause { self.consumer.pause(&assignment) } else { self.consumer.resume(&assignment) };
         if let Err(error) = result {
             tracing::warn!(%error, pause, "pausing or resuming partitions failed");
-        }
-    }
-
-    async fn receive(
-        &self,
-        message: Result<BorrowedMessage<'_>, rdkafka::error::KafkaError>,
-        batch: &mut Batch,
-    ) -> Result<(), IndexerError> {
-        match message {
-            Ok(message) => {
-                self.take(&message, batch);
-                Ok(())
-            }
-            Err(error) => self.consumer_error(error).await,
         }
     }
 
