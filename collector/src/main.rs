@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// logpipe's data plane: the node agent (pod logs to Kafka) and the indexer (Kafka to Elasticsearch).
 #[derive(Parser)]
 #[command(version)]
