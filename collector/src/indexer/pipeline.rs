@@ -26,10 +26,14 @@ use std::time::{Duration, Instant};
 /// How long shutdown waits for bulk requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a stall (batch full, no request slot free) may last before the partitions are paused. Pausing makes
-/// librdkafka drop what it fetched ahead for them and fetch it again on resume, so short stalls only stop taking
-/// records; long ones pause, so that the consumer is polled again and rebalances are not held up.
+/// How long a stall (batch full, no request slot free) may last before the partitions are paused, at most; never
+/// more than half of `max.poll.interval.ms`. Pausing makes librdkafka drop what it fetched ahead for them and fetch
+/// it again on resume, so short stalls only stop taking records; long ones pause, so that the consumer is polled
+/// again and rebalances are not held up.
 const PAUSE_AFTER: Duration = Duration::from_secs(5);
+
+/// librdkafka's default `max.poll.interval.ms`.
+const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
 
 /// Commits what is done of partitions being revoked, so their next owner starts there.
 struct Context {
@@ -145,6 +149,7 @@ pub struct Indexer {
     shared: Arc<Shared>,
     destination: Destination,
     metrics: Arc<IndexerMetrics>,
+    pause_after: Duration,
 }
 
 impl Indexer {
@@ -174,6 +179,9 @@ impl Indexer {
             .set("auto.offset.reset", "earliest")
             .create_with_context(context)?;
         consumer.subscribe(&[&k.topic])?;
+        let max_poll_interval = consumer_config.get("max.poll.interval.ms").and_then(|v| v.parse().ok());
+        let pause_after =
+            PAUSE_AFTER.min(Duration::from_millis(max_poll_interval.unwrap_or(DEFAULT_MAX_POLL_INTERVAL_MS) / 2));
         // The same connection settings (TLS, SASL), without the consumer's own.
         let producer_properties = k.properties.iter().filter(|(key, _)| !is_consumer_property(key));
         let producer: FutureProducer =
@@ -199,7 +207,7 @@ impl Indexer {
         });
         metrics.set_ready(true);
         let destination = Destination::new(index, config.index.data_stream.clone());
-        Ok(Self { config, consumer, offsets, shared, destination, metrics })
+        Ok(Self { config, consumer, offsets, shared, destination, metrics, pause_after })
     }
 
     /// Runs until `stop` completes, then finishes the bulk requests in flight and commits.
@@ -219,7 +227,7 @@ impl Indexer {
             let since = stalled.then(|| *stalled_since.get_or_insert_with(Instant::now));
             stalled_since = since;
             // A consumer that stops polling for long is dropped from its group, and holds up rebalances meanwhile.
-            let pause = since.is_some_and(|t| t.elapsed() >= PAUSE_AFTER);
+            let pause = since.is_some_and(|t| t.elapsed() >= self.pause_after);
             if pause != paused {
                 self.set_paused(pause);
                 paused = pause;
