@@ -172,7 +172,7 @@ impl BulkWriter {
         (self.on_request)(started.elapsed().as_secs_f64());
         let response = match response {
             Ok(r) => r,
-            Err(e) => return Reply::Retry(e.to_string()),
+            Err(e) => return Reply::Retry(super::elastic::describe(&e)),
         };
         let status = response.status_code();
         if status == StatusCode::PAYLOAD_TOO_LARGE {

@@ -22,7 +22,7 @@ pub enum ElasticError {
     Ca { path: String, reason: String },
     #[error("building the Elasticsearch client: {0}")]
     Build(#[from] elasticsearch::http::transport::BuildError),
-    #[error("Elasticsearch: {0}")]
+    #[error("Elasticsearch: {}", describe(.0))]
     Request(#[from] elasticsearch::Error),
     #[error("installing {what}: HTTP {status}: {body}")]
     Install { what: String, status: u16, body: String },
@@ -37,6 +37,22 @@ impl ElasticError {
             _ => false,
         }
     }
+}
+
+/// A request error with its causes: the client's own message names only the URL, and what went wrong (refused
+/// connection, untrusted certificate, timeout) is in the chain below it.
+pub fn describe(error: &elasticsearch::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 pub fn client(config: &ElasticsearchConfig) -> Result<Elasticsearch, ElasticError> {
