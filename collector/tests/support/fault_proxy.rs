@@ -1,7 +1,8 @@
 //! An HTTP proxy in front of the Elasticsearch-API server that injects what a loaded cluster does: slow bulk
 //! requests, whole requests failing with 500 or 429, 413 for large requests, 400 for requests holding a marked
 //! document, and single documents answered 429 or 503 (those are not forwarded, as a real cluster would not have
-//! indexed them).
+//! indexed them). It can also speak HTTPS with a certificate from a test's own CA, and answer the ILM API that the
+//! test server lacks.
 
 use bytes::Bytes;
 use elasticsearch::http::transport::Transport;
@@ -30,6 +31,8 @@ pub struct Faults {
     pub authorization: Option<&'static str>,
     /// Bulk requests holding this text are refused whole with 400, as Elasticsearch refuses a body it cannot read.
     pub poison: Option<&'static str>,
+    /// Answer the ILM API, which the test server lacks, as Elasticsearch does, keeping each policy put.
+    pub ilm: bool,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +44,8 @@ pub struct FaultStats {
     pub document_faults: AtomicU64,
     pub unauthorized: AtomicU64,
     pub poisoned: AtomicU64,
+    /// (name, body) of each ILM policy put.
+    pub ilm_policies: Mutex<Vec<(String, Value)>>,
 }
 
 pub struct FaultProxy {
@@ -67,11 +72,53 @@ impl State {
     }
 }
 
+/// A certificate authority made for one test, and a server certificate it signed for 127.0.0.1.
+pub struct TestCa {
+    pub ca_pem: String,
+    server: Arc<rustls::ServerConfig>,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, name);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        leaf.subject_alt_names.push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+        leaf.extended_key_usages.push(rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+        let cert = leaf.signed_by(&key, &issuer).unwrap();
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key.into())
+            .unwrap();
+        Self { ca_pem: ca_cert.pem(), server: Arc::new(server) }
+    }
+}
+
 impl FaultProxy {
     pub fn start(upstream: &str, faults: Faults, seed: u64) -> Self {
+        Self::serve(upstream, faults, seed, None)
+    }
+
+    /// The proxy speaking HTTPS, with a certificate `ca` signed.
+    pub fn start_tls(upstream: &str, faults: Faults, seed: u64, ca: &TestCa) -> Self {
+        Self::serve(upstream, faults, seed, Some(tokio_rustls::TlsAcceptor::from(Arc::clone(&ca.server))))
+    }
+
+    fn serve(upstream: &str, faults: Faults, seed: u64, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let stats = Arc::new(FaultStats::default());
         let state = Arc::new(State {
             upstream: Elasticsearch::new(Transport::single_node(upstream).unwrap()),
@@ -84,15 +131,31 @@ impl FaultProxy {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
                 let state = Arc::clone(&state);
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                    match tls {
+                        // A client that does not trust the certificate ends the handshake; nothing to serve.
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                connection(state, stream).await;
+                            }
+                        }
+                        None => connection(state, stream).await,
+                    }
                 });
             }
         });
         Self { url, stats, _runtime: runtime }
     }
+}
+
+async fn connection<S>(state: Arc<State>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
 }
 
 fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
@@ -114,6 +177,11 @@ async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Resul
                 json!({"error": {"type": "security_exception", "reason": reason}, "status": 401}),
             ));
         }
+    }
+    if let Some(name) = parts.uri.path().strip_prefix("/_ilm/policy/").filter(|_| state.faults.ilm) {
+        let policy = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        state.stats.ilm_policies.lock().unwrap().push((name.to_owned(), policy));
+        return Ok(reply(StatusCode::OK, json!({"acknowledged": true})));
     }
     if parts.uri.path() != "/_bulk" {
         let method = match parts.method.as_str() {
