@@ -78,11 +78,7 @@ fn mapping_errors_and_non_json_records_go_to_the_dead_letter_topic() {
     const TOTAL: u64 = 2000;
     let bad = (0..TOTAL).filter(|n| n % 50 == 7 || n % 20 == 3).count() as u64;
     ix::produce(&ix::producer(&bootstrap), &names.topic, (0..TOTAL).map(payload));
-    let indexer = ix::start_indexer(&config, &log);
-    wait_committed(&bootstrap, &names, 2);
-    stop(indexer, &log);
-    let es = ix::elasticsearch(&es_url);
-    assert_eq!(ix::wait_for_count(&es, &names.indices(), TOTAL - bad, Duration::from_secs(10)), TOTAL - bad);
+    index_to_the_end(&bootstrap, &es_url, &names, &config, &log, TOTAL - bad);
 
     let (mut mapping, mut not_json) = (0, 0);
     for (error, payload) in dead_letters(&bootstrap, &names.dead_letters, bad) {
@@ -111,16 +107,22 @@ fn a_document_whose_request_is_refused_whole_is_singled_out_and_dead_lettered() 
     const TOTAL: u64 = 2000;
     let bad = (0..TOTAL).filter(|n| n % 200 == 17).count() as u64;
     ix::produce(&ix::producer(&bootstrap), &names.topic, (0..TOTAL).map(payload));
-    let indexer = ix::start_indexer(&config, &log);
-    wait_committed(&bootstrap, &names, 2);
-    stop(indexer, &log);
-    let es = ix::elasticsearch(&es_url);
-    assert_eq!(ix::wait_for_count(&es, &names.indices(), TOTAL - bad, Duration::from_secs(10)), TOTAL - bad);
+    index_to_the_end(&bootstrap, &es_url, &names, &config, &log, TOTAL - bad);
     for (error, payload) in dead_letters(&bootstrap, &names.dead_letters, bad) {
         assert!(error.contains("HTTP 400") && payload.contains("poison-pill"), "{error}: {payload}");
     }
     assert_eq!(ix::ends(&bootstrap, &names.dead_letters, 1), vec![bad as i64]);
     assert!(proxy.stats.poisoned.load(std::sync::atomic::Ordering::Relaxed) >= bad);
+}
+
+/// Runs one indexer until it has committed the end of both partitions, then checks that `indexed` documents are
+/// searchable.
+fn index_to_the_end(bootstrap: &str, es_url: &str, names: &Names, config: &Path, log: &Path, indexed: u64) {
+    let indexer = ix::start_indexer(config, log);
+    wait_committed(bootstrap, names, 2);
+    stop(indexer, log);
+    let es = ix::elasticsearch(es_url);
+    assert_eq!(ix::wait_for_count(&es, &names.indices(), indexed, Duration::from_secs(10)), indexed);
 }
 
 /// The first `n` records of the dead-letter topic: each one's error header and payload.
