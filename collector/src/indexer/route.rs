@@ -100,15 +100,8 @@ impl IndexName {
         Ok(Self(parts))
     }
 
-    /// The index of `doc`; `fallback_ms` is the Kafka record's timestamp.
-    pub fn render(&self, doc: &impl FieldSource, fallback_ms: i64) -> String {
-        let mut out = String::with_capacity(48);
-        self.render_into(doc, fallback_ms, &mut out);
-        out
-    }
-
-    /// [`render`](Self::render) into `out`, which is cleared first.
-    pub fn render_into(&self, doc: &impl FieldSource, fallback_ms: i64, out: &mut String) {
+    /// The index of `doc` into `out`, which is cleared first; `fallback_ms` is the Kafka record's timestamp.
+    pub fn render(&self, doc: &impl FieldSource, fallback_ms: i64, out: &mut String) {
         out.clear();
         let date = doc
             .text(TIMESTAMP)
@@ -173,7 +166,7 @@ impl Destination {
         if let Some(ds) = &self.data_stream {
             return Arc::clone(ds);
         }
-        self.index.render_into(doc, fallback_ms, &mut names.scratch);
+        self.index.render(doc, fallback_ms, &mut names.scratch);
         names.intern()
     }
 }
@@ -224,6 +217,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn rendered(name: &IndexName, doc: &impl FieldSource, fallback_ms: i64) -> String {
+        let mut out = String::new();
+        name.render(doc, fallback_ms, &mut out);
+        out
+    }
+
     #[test]
     fn render_table() {
         let doc = json!({"@timestamp": "2026-11-22T23:30:00-02:00", "kubernetes": {"namespace": "Shop/Web"}, "n": 3});
@@ -234,10 +233,11 @@ mod tests {
             ("plain", "plain"),
         ];
         for (template, want) in cases {
-            assert_eq!(IndexName::parse(template).unwrap().render(&doc, 0), want, "{template}");
+            assert_eq!(rendered(&IndexName::parse(template).unwrap(), &doc, 0), want, "{template}");
         }
         let no_time = json!({});
-        assert_eq!(IndexName::parse("l-%Y.%m.%d").unwrap().render(&no_time, 1_700_000_000_000), "l-2023.11.14");
+        let name = IndexName::parse("l-%Y.%m.%d").unwrap();
+        assert_eq!(rendered(&name, &no_time, 1_700_000_000_000), "l-2023.11.14");
     }
 
     #[test]
@@ -249,7 +249,7 @@ mod tests {
             let name = IndexName::parse(template).unwrap();
             let lookup = name.lookup();
             let raw = lookup.read(text.as_bytes()).unwrap();
-            assert_eq!(name.render(&raw, 0), name.render(&parsed, 0), "{template}");
+            assert_eq!(rendered(&name, &raw, 0), rendered(&name, &parsed, 0), "{template}");
         }
     }
 
