@@ -3,8 +3,9 @@
 
 use super::enrich::Enricher;
 use crate::checkpoint::FileTracker;
+use crate::checkpoint::Span;
 use crate::config::ParseConfig;
-use crate::encode::{encode, Marks, PathMeta};
+use crate::encode::{encode, file_prefix, Marks, PathMeta, PieceLimit};
 use crate::parse::{self, Assembler, Format, FormatChoice, Multiline, Record, Stream};
 use crate::sink::{Outgoing, Sink, SinkError, Token};
 use crate::tailer::{Admit, FileKey, LineEnd, TailEvent, TailHandler, TailedFile};
@@ -28,6 +29,8 @@ pub struct Outbox {
     /// Records a previous run delivered, start -> end: found again while reading, they are not sent.
     pub skip: HashMap<u64, u64>,
     prefix: Vec<u8>,
+    /// The prefix with the path's metadata only, for a piece too large to carry the pod's.
+    bare_prefix: Vec<u8>,
     kafka_key: Vec<u8>,
     source: String,
 }
@@ -64,6 +67,8 @@ pub struct Emitter {
     pub now: String,
     pub error: Option<SinkError>,
     pub records_sent: u64,
+    /// Set when the sink's messages have a size limit: records above it are cut into pieces.
+    limit: Option<PieceLimit>,
     buf: Vec<u8>,
 }
 
@@ -96,6 +101,7 @@ impl FileState {
 impl Handler {
     /// `parse` was validated: its multiline pattern compiles.
     pub fn new(sink: Box<dyn Sink>, enricher: Enricher, host: String, parse: &ParseConfig) -> Self {
+        let limit = sink.max_message_bytes().and_then(PieceLimit::new);
         let multiline = parse
             .multiline
             .as_ref()
@@ -106,6 +112,7 @@ impl Handler {
             now: String::new(),
             error: None,
             records_sent: 0,
+            limit,
             buf: Vec::with_capacity(4096),
         };
         Self {
@@ -164,6 +171,7 @@ impl Handler {
             tracker: FileTracker::new(from),
             skip: self.unclaimed.remove(&file.key).unwrap_or_default(),
             prefix: self.enricher.prefix(&self.host, &file.path),
+            bare_prefix: file_prefix(&self.host, &file.path, meta.as_ref(), None),
             kafka_key: kafka_key.into_bytes(),
             source: Self::source_id(&self.host, &file.key),
         };
@@ -305,26 +313,41 @@ impl Emitter {
         }
     }
 
+    /// Sends a record, in pieces when it is larger than the sink's messages. Piece `n` of a record at `start` is
+    /// known by the span `(start + n, end)`: each piece has an identity for the checkpoint and the read-back after
+    /// a crash, and every piece resumes at `start`, so a checkpoint never lands inside the record.
     fn emit(&mut self, file: u64, out: &mut Outbox, rec: Record<'_>, mut marks: Marks) {
-        if let Some(end) = out.skip.remove(&rec.start) {
-            out.tracker.already_delivered((rec.start, end));
+        marks.capped |= rec.capped;
+        match self.limit.and_then(|l| l.split(&rec.message)) {
+            None => self.emit_piece(file, out, &rec, (rec.start, rec.end), &rec.message, marks),
+            Some(pieces) => {
+                for (n, range) in pieces.into_iter().enumerate() {
+                    let marks = Marks { truncated: true, piece: Some(n as u32), ..marks };
+                    let span = (rec.start + n as u64, rec.end);
+                    self.emit_piece(file, out, &rec, span, &rec.message[range], marks);
+                }
+            }
+        }
+    }
+
+    fn emit_piece(&mut self, file: u64, out: &mut Outbox, rec: &Record<'_>, span: Span, message: &[u8], marks: Marks) {
+        if let Some(end) = out.skip.remove(&span.0) {
+            out.tracker.already_delivered((span.0, end), rec.start);
             return;
         }
-        marks.capped |= rec.capped;
         let time = if rec.time.is_empty() { self.now.as_str() } else { &rec.time };
         self.buf.clear();
-        encode(&out.prefix, rec.start, time, rec.stream.as_str(), &rec.message, marks, &mut self.buf);
-        let seq = out.tracker.sent((rec.start, rec.end));
+        encode(&out.prefix, rec.start, time, rec.stream.as_str(), message, marks, &mut self.buf);
+        if self.limit.is_some_and(|l| self.buf.len() > l.max_document(out.kafka_key.len(), out.source.len())) {
+            self.buf.clear();
+            let marks = Marks { metadata_omitted: true, ..marks };
+            encode(&out.bare_prefix, rec.start, time, rec.stream.as_str(), message, marks, &mut self.buf);
+        }
+        let seq = out.tracker.sent_piece(span, rec.start);
         let token = Token { file, seq, bytes: self.buf.len() as u32 };
         self.in_flight_bytes += self.buf.len();
         self.records_sent += 1;
-        let record = Outgoing {
-            key: &out.kafka_key,
-            payload: &self.buf,
-            source: &out.source,
-            span: (rec.start, rec.end),
-            token,
-        };
+        let record = Outgoing { key: &out.kafka_key, payload: &self.buf, source: &out.source, span, token };
         if let Err(e) = self.sink.send(record) {
             self.error.get_or_insert(e);
         }

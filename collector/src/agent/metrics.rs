@@ -34,6 +34,9 @@ pub struct AgentMetrics {
     truncations: Counter,
     files_lost: Counter,
     delivery_errors: Counter,
+    checkpoints_set_aside: Counter,
+    recovery_seconds: Gauge<f64, AtomicU64>,
+    recovery_records_scanned: Gauge,
     files_tracked: Gauge,
     in_flight_bytes: Gauge,
     checkpoint_age_seconds: Gauge<f64, AtomicU64>,
@@ -66,6 +69,9 @@ impl Default for AgentMetrics {
             truncations: Counter::default(),
             files_lost: Counter::default(),
             delivery_errors: Counter::default(),
+            checkpoints_set_aside: Counter::default(),
+            recovery_seconds: Gauge::default(),
+            recovery_records_scanned: Gauge::default(),
             files_tracked: Gauge::default(),
             in_flight_bytes: Gauge::default(),
             checkpoint_age_seconds: Gauge::default(),
@@ -84,10 +90,18 @@ impl Default for AgentMetrics {
             ("truncations", "Files truncated in place (copytruncate)", &m.truncations),
             ("files_lost", "Files deleted before they were read to the end", &m.files_lost),
             ("delivery_errors", "Failed deliveries (each retried)", &m.delivery_errors),
+            (
+                "checkpoints_set_aside",
+                "Unreadable checkpoints moved aside (files read again from 0)",
+                &m.checkpoints_set_aside,
+            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
         }
+        registry.register("recovery_seconds", "How long the read-back at start took", m.recovery_seconds.clone());
+        let scanned = m.recovery_records_scanned.clone();
+        registry.register("recovery_records_scanned", "Kafka records read back at start", scanned);
         registry.register("files_tracked", "Files open for reading", m.files_tracked.clone());
         registry.register("in_flight_bytes", "Bytes sent and not yet acknowledged", m.in_flight_bytes.clone());
         registry.register("checkpoint_age_seconds", "Time since the last checkpoint", m.checkpoint_age_seconds.clone());
@@ -124,6 +138,15 @@ impl AgentMetrics {
         let age = (now_ms() - self.last_checkpoint_ms.load(Ordering::Relaxed)) as f64 / 1000.0;
         self.checkpoint_age_seconds.set(age);
         self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn checkpoint_set_aside(&self) {
+        self.checkpoints_set_aside.inc();
+    }
+
+    pub fn recovered(&self, took: std::time::Duration, scanned: u64) {
+        self.recovery_seconds.set(took.as_secs_f64());
+        self.recovery_records_scanned.set(scanned as i64);
     }
 
     pub fn checkpointed(&self) {

@@ -10,7 +10,7 @@ mod metrics;
 pub use files::Counters;
 pub use metrics::{AgentMetrics, Phase, Totals};
 
-use crate::checkpoint::{Checkpoint, CheckpointStore, Delivered, FileCheckpoint, Span, StoreError};
+use crate::checkpoint::{Checkpoint, CheckpointStore, Delivered, FileCheckpoint, Loaded, Span, StoreError};
 use crate::config::{AgentConfig, ReadFrom, SinkConfig};
 use crate::encode::MetaFields;
 use crate::metadata::{Filter, FilterError, MetaIndex, Update};
@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 const RELEASE_AFTER: Duration = Duration::from_secs(5);
 /// Scans asked for by inotify come at most this often: a burst of new files costs one scan, not one each.
 const MIN_SCAN_GAP: Duration = Duration::from_millis(50);
-/// How long the scan for records delivered by the previous run may take.
-const RECOVERY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long each request of the scan for records delivered by the previous run may take.
+const RECOVERY_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for outstanding acknowledgements.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -56,6 +56,14 @@ pub enum Until {
     CaughtUp,
 }
 
+/// Partition ends read while records may have been in flight. They become scan offsets once every record sent
+/// before they were read is acknowledged: only then can no record of ours below them be missing from a checkpoint.
+struct PendingEnds {
+    ends: BTreeMap<i32, i64>,
+    /// Per file, the number of the first record sent after the ends were read.
+    sent_before: Vec<(u64, crate::checkpoint::Seq)>,
+}
+
 pub struct Agent {
     config: AgentConfig,
     tailer: Tailer,
@@ -63,6 +71,7 @@ pub struct Agent {
     store: CheckpointStore,
     /// Per Kafka partition, the first offset that may hold a record of this run not yet in a checkpoint.
     kafka_scan_from: BTreeMap<i32, i64>,
+    pending_ends: Option<PendingEnds>,
     acks: Vec<Ack>,
     records_acked: u64,
     metrics: Arc<AgentMetrics>,
@@ -78,9 +87,21 @@ impl Agent {
         pod_updates: Option<Receiver<Update>>,
     ) -> Result<Self, AgentError> {
         let store = CheckpointStore::open(&config.state_dir)?;
-        let restored = store.load()?;
+        let loaded = store.load_or_set_aside()?;
+        if let Loaded::SetAside { moved_to, reason } = &loaded {
+            tracing::error!(moved_to = %moved_to.display(), %reason,
+                "the checkpoint could not be read and was moved aside; every file is read again from its start, \
+                 so lines already shipped are shipped again (docs/design/agent.md, \"A corrupt checkpoint\")");
+            metrics.checkpoint_set_aside();
+        }
+        // read_from: end applies to the files present when the agent first runs on a node, never after.
+        let first_run = loaded == Loaded::First;
+        let restored = match loaded {
+            Loaded::Restored(c) => Some(c),
+            Loaded::First | Loaded::SetAside { .. } => None,
+        };
         let host = config.host_name.clone().unwrap_or_else(default_host);
-        let (sink, delivered, kafka_scan_from) = open_sink(&config, &host, restored.as_ref())?;
+        let (sink, delivered, kafka_scan_from) = open_sink(&config, &host, restored.as_ref(), &metrics)?;
         let enricher = enricher(&config, pod_updates)?;
         let mut handler = Handler::new(sink, enricher, host, &config.parse);
         handler.unclaimed = delivered;
@@ -94,8 +115,6 @@ impl Agent {
         for d in restored.iter().flat_map(|c| &c.delivered) {
             handler.unclaimed.entry(d.key).or_default().extend(d.records.iter().copied());
         }
-        // read_from: end applies to the files present when the agent first runs on a node, never after.
-        let first_run = restored.is_none();
         let tailer = Tailer::new(tailer_options(&config, first_run), resume)?;
         Ok(Self {
             config,
@@ -103,6 +122,7 @@ impl Agent {
             handler,
             store,
             kafka_scan_from,
+            pending_ends: None,
             acks: Vec::new(),
             records_acked: 0,
             metrics,
@@ -218,8 +238,29 @@ impl Agent {
         Ok(())
     }
 
+    /// Moves the scan offsets up to partition ends read earlier, once nothing sent before that read is pending.
+    fn advance_scan_offsets(&mut self) {
+        if self.pending_ends.is_none() {
+            if let Some(ends) = self.handler.emitter.sink.partition_ends() {
+                let sent_before = self.handler.files.iter().map(|(&id, st)| (id, st.out.tracker.next_seq())).collect();
+                self.pending_ends = Some(PendingEnds { ends, sent_before });
+            }
+        }
+        let files = &self.handler.files;
+        let settled = |p: &PendingEnds| {
+            p.sent_before.iter().all(|(id, seq)| files.get(id).is_none_or(|st| !st.out.tracker.pending_before(*seq)))
+        };
+        if let Some(p) = self.pending_ends.take_if(|p| settled(p)) {
+            for (partition, end) in p.ends {
+                let from = self.kafka_scan_from.entry(partition).or_insert(end);
+                *from = (*from).max(end);
+            }
+        }
+    }
+
     /// Writes the checkpoint; files finished and fully acknowledged are forgotten after it.
     fn save(&mut self) -> Result<(), AgentError> {
+        self.advance_scan_offsets();
         let mut checkpoint = Checkpoint { kafka_scan_from: self.kafka_scan_from.clone(), ..Checkpoint::default() };
         let live: HashMap<u64, (FileKey, std::path::PathBuf)> =
             self.tailer.files().into_iter().map(|(f, _)| (f.id, (f.key, f.path.clone()))).collect();
@@ -270,7 +311,12 @@ impl Agent {
 type OpenedSink = (Box<dyn Sink>, HashMap<FileKey, HashMap<u64, u64>>, BTreeMap<i32, i64>);
 
 /// The configured sink; for Kafka, also what the previous run delivered after its checkpoint.
-fn open_sink(config: &AgentConfig, host: &str, restored: Option<&Checkpoint>) -> Result<OpenedSink, AgentError> {
+fn open_sink(
+    config: &AgentConfig,
+    host: &str,
+    restored: Option<&Checkpoint>,
+    metrics: &AgentMetrics,
+) -> Result<OpenedSink, AgentError> {
     Ok(match &config.sink {
         SinkConfig::Stdout => (Box::new(WriterSink::stdout()), HashMap::new(), BTreeMap::new()),
         SinkConfig::File(f) => (Box::new(WriterSink::file(&f.path)?), HashMap::new(), BTreeMap::new()),
@@ -279,7 +325,7 @@ fn open_sink(config: &AgentConfig, host: &str, restored: Option<&Checkpoint>) ->
             let base = sink::client_config(k).map_err(SinkError::from)?;
             let scan_from = restored.map(|c| &c.kafka_scan_from);
             let prefix = format!("{host}/");
-            let found = sink::find_delivered(&base, &k.topic, scan_from, &prefix, RECOVERY_TIMEOUT)?;
+            let found = sink::find_delivered(&base, &k.topic, scan_from, &prefix, RECOVERY_REQUEST_TIMEOUT)?;
             let mut delivered: HashMap<FileKey, HashMap<u64, u64>> = HashMap::new();
             for (source, offsets) in found.by_source {
                 if let Some(key) = source.strip_prefix(&prefix).and_then(|k| k.parse().ok()) {
@@ -287,13 +333,15 @@ fn open_sink(config: &AgentConfig, host: &str, restored: Option<&Checkpoint>) ->
                 }
             }
             let found_count: usize = delivered.values().map(HashMap::len).sum();
-            if found_count > 0 {
-                tracing::info!(
-                    records = found_count,
-                    "found records the previous run delivered after its checkpoint; they will not be sent again"
-                );
-            }
-            (Box::new(KafkaSink::new(k).map_err(SinkError::from)?), delivered, found.ends)
+            metrics.recovered(found.took, found.scanned);
+            tracing::info!(
+                records = found_count,
+                scanned = found.scanned,
+                seconds = found.took.as_secs_f64(),
+                "read back what the previous run delivered after its checkpoint; those records are not sent again"
+            );
+            let ends_every = Duration::from_millis(config.checkpoint_interval_ms).max(Duration::from_secs(1));
+            (Box::new(KafkaSink::new(k, ends_every).map_err(SinkError::from)?), delivered, found.ends)
         }
     })
 }

@@ -18,6 +18,21 @@ pub enum StoreError {
     Corrupt { path: PathBuf, source: serde_json::Error },
     #[error("cannot write checkpoint {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
+    #[error("cannot move the unreadable checkpoint {path} aside: {source}")]
+    SetAside { path: PathBuf, source: io::Error },
+}
+
+/// What a start finds in the state directory.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Loaded {
+    /// No checkpoint: the agent's first start on this node.
+    First,
+    Restored(Checkpoint),
+    /// The checkpoint could not be read and was moved to `moved_to`; every file is read from its start.
+    SetAside {
+        moved_to: PathBuf,
+        reason: String,
+    },
 }
 
 pub struct CheckpointStore {
@@ -43,6 +58,24 @@ impl CheckpointStore {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StoreError::Read { path, source }),
+        }
+    }
+
+    /// Like `load`, but an unreadable checkpoint is moved aside instead of stopping the agent for good: reading
+    /// every file again from its start duplicates lines, which can be cleaned up; an agent that never starts
+    /// loses all of them.
+    pub fn load_or_set_aside(&self) -> Result<Loaded, StoreError> {
+        match self.load() {
+            Ok(Some(checkpoint)) => Ok(Loaded::Restored(checkpoint)),
+            Ok(None) => Ok(Loaded::First),
+            Err(StoreError::Corrupt { path, source }) => {
+                let stamp =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let moved_to = self.dir.join(format!("{FILE_NAME}.corrupt-{stamp}"));
+                fs::rename(&path, &moved_to).map_err(|source| StoreError::SetAside { path, source })?;
+                Ok(Loaded::SetAside { moved_to, reason: source.to_string() })
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -96,5 +129,16 @@ mod tests {
         let store = CheckpointStore::open(dir.path()).unwrap();
         fs::write(store.path(), b"{not json").unwrap();
         assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_corrupt_checkpoint_is_set_aside_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        fs::write(store.path(), b"{not json").unwrap();
+        let Loaded::SetAside { moved_to, .. } = store.load_or_set_aside().unwrap() else { panic!("not set aside") };
+        assert_eq!(fs::read(&moved_to).unwrap(), b"{not json");
+        assert!(!store.path().exists());
+        assert_eq!(store.load_or_set_aside().unwrap(), Loaded::First);
     }
 }

@@ -1,6 +1,7 @@
 //! The JSON document of a record. Fields (stable, documented in docs/record-format.md):
 //! `@timestamp`, `message`, `stream`, `host.name`, `log.file.path`, `log.offset`, `kubernetes.*`, and
-//! `logpipe.parse_error` / `logpipe.truncated` / `logpipe.capped` marks when the line was not clean.
+//! `logpipe.parse_error` / `logpipe.truncated` / `logpipe.capped` / `logpipe.piece` /
+//! `logpipe.metadata_omitted` marks when the line was not clean or too large for one message.
 //!
 //! Everything that is the same for every record of a file is rendered once into a prefix; a record then costs a
 //! copy of the prefix, an integer, the timestamp and the escaped message.
@@ -8,10 +9,12 @@
 mod escape;
 mod kubernetes;
 mod path_meta;
+mod pieces;
 
 pub use escape::{escape_json_str, escape_json_str_parts};
 pub use kubernetes::{MetaFields, PodContext};
 pub use path_meta::PathMeta;
+pub use pieces::{PieceLimit, MIN_MESSAGE_BYTES};
 
 use kubernetes::kubernetes_object;
 
@@ -26,6 +29,10 @@ pub struct Marks {
     pub truncated: bool,
     /// Partial chunks joined past `max_joined_bytes`; the rest of the line is the next record.
     pub capped: bool,
+    /// The record was too large for one message of the sink; this is its piece number `n`, from 0.
+    pub piece: Option<u32>,
+    /// The pod's labels, annotations and owner were left out: with them the piece would not fit one message.
+    pub metadata_omitted: bool,
 }
 
 /// The per-file part of every document, up to and including `"offset":`.
@@ -64,11 +71,16 @@ pub fn encode(prefix: &[u8], offset: u64, time: &str, stream: &str, message: &[u
             escape_json_str(reason.as_bytes(), out);
             sep = ",";
         }
-        for (set, name) in [(marks.truncated, "truncated"), (marks.capped, "capped")] {
+        let flags =
+            [(marks.truncated, "truncated"), (marks.capped, "capped"), (marks.metadata_omitted, "metadata_omitted")];
+        for (set, name) in flags {
             if set {
                 out.extend_from_slice(format!("{sep}\"{name}\":true").as_bytes());
                 sep = ",";
             }
+        }
+        if let Some(n) = marks.piece {
+            out.extend_from_slice(format!("{sep}\"piece\":{n}").as_bytes());
         }
         out.push(b'}');
     }
@@ -105,10 +117,19 @@ mod tests {
     fn marks_are_shipped() {
         let prefix = file_prefix("h", Path::new("/tmp/x.log"), None, None);
         let mut out = Vec::new();
-        let marks = Marks { parse_error: Some("cri: bad"), truncated: true, capped: true };
+        let marks = Marks {
+            parse_error: Some("cri: bad"),
+            truncated: true,
+            capped: true,
+            piece: Some(2),
+            metadata_omitted: true,
+        };
         encode(&prefix, 0, "t", "stdout", b"\xff raw", marks, &mut out);
         let doc: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(doc["logpipe"], json!({"parse_error": "cri: bad", "truncated": true, "capped": true}));
+        assert_eq!(
+            doc["logpipe"],
+            json!({"parse_error": "cri: bad", "truncated": true, "capped": true, "metadata_omitted": true, "piece": 2})
+        );
         assert_eq!(doc["message"], json!("\u{fffd} raw"));
     }
 }

@@ -55,5 +55,7 @@ mod tests {
         bad("2024-01-02T03:04:05Z stdin F x", ParseError::CriShape);
         bad("2024-01-02T03:04:05Z stdout X x", ParseError::CriShape);
         bad("yesterday stdout F x", ParseError::CriTime);
+        bad("2024-01-02T03:04:05\",\"x\":\"1Z stdout F x", ParseError::CriTime);
+        bad("2024-01-02T03:04:05.1\\Z stdout F x", ParseError::CriTime);
     }
 }

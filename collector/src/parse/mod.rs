@@ -118,10 +118,14 @@ pub fn parse(format: Format, line: &[u8]) -> Result<Parsed<'_>, ParseError> {
 }
 
 /// A cheap shape check of an RFC 3339 timestamp (`2024-01-02T03:04:05[.frac](Z|±hh:mm)`), enough to tell a
-/// timestamp from message text; Elasticsearch parses the value.
+/// timestamp from message text; Elasticsearch parses the value. Every byte must be one a timestamp has: the value
+/// is written into the document unescaped, so nothing else (a quote above all) may pass.
 fn looks_like_rfc3339(t: &[u8]) -> bool {
     let digits = |r: std::ops::Range<usize>| t.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let timestamp_byte = |b: &u8| b.is_ascii_digit() || b"TtZz:.+-".contains(b);
     t.len() >= 20
+        && t.len() <= 64
+        && t.iter().all(timestamp_byte)
         && digits(0..4)
         && t[4] == b'-'
         && digits(5..7)

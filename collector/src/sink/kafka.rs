@@ -2,9 +2,16 @@
 //! A record counts as delivered only when its delivery report says so; one that fails is sent again after a pause,
 //! never dropped. The producer never expires a queued record (`message.timeout.ms=0`): while Kafka is away the
 //! agent's in-flight bound stops reading, and the log files are the buffer.
+//!
+//! No single record can stop the agent: the largest message is read from the producer's effective configuration
+//! and the topic's `max.message.bytes` (the agent cuts larger records into pieces), and a record the producer
+//! refuses is kept and sent again, like one whose delivery failed. Only a fatal error of the producer itself stops
+//! the agent.
 
 use super::{Ack, Outgoing, Sink, SinkError, Token};
 use crate::config::KafkaSinkConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -18,6 +25,8 @@ pub const OFFSET_HEADER: &str = "logpipe.offset";
 /// Where the record ends in its file (see `checkpoint::Span`).
 pub const END_HEADER: &str = "logpipe.end";
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// How long start-up waits for the topic's configuration.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
@@ -27,8 +36,8 @@ pub enum KafkaError {
     Create(rdkafka::error::KafkaError),
     #[error("the producer failed fatally ({0}); restarting resumes from the last checkpoint")]
     Fatal(String),
-    #[error("send: {0}")]
-    Send(rdkafka::error::KafkaError),
+    #[error("message.max.bytes is {0}; logpipe needs at least {min} to cut records into pieces", min = crate::encode::MIN_MESSAGE_BYTES)]
+    MessageLimit(usize),
 }
 
 /// A record whose delivery failed, kept to be sent again.
@@ -96,6 +105,8 @@ pub struct KafkaSink {
     retries: Vec<Retry>,
     reports: Vec<Report>,
     failures: u64,
+    max_message: usize,
+    ends: super::ends::PartitionEnds,
 }
 
 /// librdkafka settings for the agent's producer, from the sink config.
@@ -130,32 +141,98 @@ pub fn base_config(
     Ok(cc)
 }
 
+/// The producer's effective `message.max.bytes`, lowered to the topic's `max.message.bytes` when that is smaller
+/// (a batch larger than the topic takes would be refused whole).
+fn message_limit(producer: &mut ClientConfig, config: &KafkaSinkConfig) -> Result<usize, KafkaError> {
+    let native = producer.create_native_config().map_err(KafkaError::Create)?;
+    let effective = native.get("message.max.bytes").map_err(KafkaError::Create)?;
+    let producer_limit: usize = effective
+        .parse()
+        .map_err(|_| KafkaError::Property { key: "message.max.bytes".into(), reason: format!("{effective:?}") })?;
+    let limit = match topic_limit(&client_config(config)?, &config.topic) {
+        Some(topic) if topic < producer_limit => {
+            tracing::info!(
+                topic,
+                producer_limit,
+                "the topic takes smaller messages than the producer; using its limit"
+            );
+            producer.set("message.max.bytes", topic.to_string());
+            topic
+        }
+        _ => producer_limit,
+    };
+    if limit < crate::encode::MIN_MESSAGE_BYTES {
+        return Err(KafkaError::MessageLimit(limit));
+    }
+    Ok(limit)
+}
+
+/// The topic's `max.message.bytes`, when the cluster says; a cluster that cannot is logged and the producer's limit
+/// stands.
+fn topic_limit(base: &ClientConfig, topic: &str) -> Option<usize> {
+    let admin: AdminClient<DefaultClientContext> = match base.create() {
+        Ok(admin) => admin,
+        Err(error) => {
+            tracing::warn!(%error, "cannot create an admin client to read the topic's max.message.bytes");
+            return None;
+        }
+    };
+    let options = AdminOptions::new().request_timeout(Some(DESCRIBE_TIMEOUT));
+    let described = futures::executor::block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options));
+    let value = match described.as_deref() {
+        Ok([Ok(resource)]) => resource.get("max.message.bytes").and_then(|e| e.value.clone()),
+        other => {
+            tracing::warn!(?other, topic, "cannot read the topic's max.message.bytes; using the producer's limit");
+            None
+        }
+    };
+    value.and_then(|v| v.parse().ok())
+}
+
 impl KafkaSink {
-    pub fn new(config: &KafkaSinkConfig) -> Result<Self, KafkaError> {
-        let producer = producer_config(config)?.create_with_context(Reports::default()).map_err(KafkaError::Create)?;
-        Ok(Self { producer, topic: config.topic.clone(), retries: Vec::new(), reports: Vec::new(), failures: 0 })
+    /// `ends_every`: how often the partition ends are read (see `Sink::partition_ends`).
+    pub fn new(config: &KafkaSinkConfig, ends_every: Duration) -> Result<Self, KafkaError> {
+        let mut cc = producer_config(config)?;
+        let max_message = message_limit(&mut cc, config)?;
+        tracing::info!(max_message, "records larger than one message are cut into pieces");
+        let producer = cc.create_with_context(Reports::default()).map_err(KafkaError::Create)?;
+        let ends = super::ends::PartitionEnds::start(&client_config(config)?, &config.topic, ends_every)
+            .map_err(KafkaError::Create)?;
+        Ok(Self {
+            producer,
+            topic: config.topic.clone(),
+            retries: Vec::new(),
+            reports: Vec::new(),
+            failures: 0,
+            max_message,
+            ends,
+        })
     }
 
-    /// Hands a record to librdkafka, polling for room while its queue is full.
-    fn enqueue(
-        &mut self,
-        key: &[u8],
-        payload: &[u8],
-        headers: Option<OwnedHeaders>,
-        token: Token,
-    ) -> Result<(), KafkaError> {
+    /// Hands a record to librdkafka, polling for room while its queue is full. A record it refuses is kept and
+    /// sent again after a pause: a refusal concerns that record, and a fatal error of the producer is found by
+    /// `poll`.
+    fn enqueue(&mut self, key: &[u8], payload: &[u8], headers: Option<OwnedHeaders>, token: Token) {
         let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(token)).key(key).payload(payload);
         if let Some(h) = headers {
             record = record.headers(h);
         }
         loop {
             match self.producer.send(record) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return,
                 Err((e, back)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
                     record = back;
                     self.producer.poll(Duration::from_millis(50));
                 }
-                Err((e, _)) => return Err(KafkaError::Send(e)),
+                Err((error, back)) => {
+                    self.failures += 1;
+                    tracing::warn!(%error, file = token.file, bytes = payload.len(),
+                        "the producer refused a record; sending it again later");
+                    let (key, payload) = (key.to_vec(), payload.to_vec());
+                    let due = Instant::now() + RETRY_PAUSE;
+                    self.retries.push(Retry { token, key, payload, headers: back.headers, due });
+                    return;
+                }
             }
         }
     }
@@ -173,13 +250,22 @@ impl Sink for KafkaSink {
         self.failures
     }
 
+    fn max_message_bytes(&self) -> Option<usize> {
+        Some(self.max_message)
+    }
+
+    fn partition_ends(&mut self) -> Option<std::collections::BTreeMap<i32, i64>> {
+        self.ends.take()
+    }
+
     fn send(&mut self, r: Outgoing<'_>) -> Result<(), SinkError> {
         let (mut start, mut end) = (itoa::Buffer::new(), itoa::Buffer::new());
         let headers = OwnedHeaders::new_with_capacity(3)
             .insert(Header { key: SOURCE_HEADER, value: Some(r.source) })
             .insert(Header { key: OFFSET_HEADER, value: Some(start.format(r.span.0)) })
             .insert(Header { key: END_HEADER, value: Some(end.format(r.span.1)) });
-        Ok(self.enqueue(r.key, r.payload, Some(headers), r.token)?)
+        self.enqueue(r.key, r.payload, Some(headers), r.token);
+        Ok(())
     }
 
     fn poll(&mut self, wait: Duration, acks: &mut Vec<Ack>) -> Result<(), SinkError> {
@@ -193,7 +279,13 @@ impl Sink for KafkaSink {
                 Report::Delivered(ack) => acks.push(ack),
                 Report::Failed(retry, error) => {
                     self.failures += 1;
-                    tracing::warn!(%error, file = retry.token.file, "kafka delivery failed; sending the record again");
+                    if is_size_refusal(&error) {
+                        tracing::error!(%error, file = retry.token.file, bytes = retry.payload.len(),
+                            "the broker refused a record as too large although it is within the topic's limit read \
+                             at start (was the limit lowered?); sending it again, restart the agent to re-read it");
+                    } else {
+                        tracing::warn!(%error, file = retry.token.file, "kafka delivery failed; sending the record again");
+                    }
                     self.retries.push(retry);
                 }
             }
@@ -202,8 +294,15 @@ impl Sink for KafkaSink {
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries).into_iter().partition(|r| r.due <= now);
         self.retries = later;
         for r in due {
-            self.enqueue(&r.key, &r.payload, r.headers, r.token)?;
+            self.enqueue(&r.key, &r.payload, r.headers, r.token);
         }
         Ok(())
     }
+}
+
+fn is_size_refusal(error: &rdkafka::error::KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge)
+    )
 }

@@ -1,6 +1,7 @@
 //! Where the agent's records go. A sink takes records without blocking for long and later reports which were
 //! durably accepted; the agent checkpoints only those.
 
+mod ends;
 mod kafka;
 mod recovery;
 mod stream;
@@ -9,6 +10,7 @@ pub use kafka::{base_config, client_config, KafkaError, KafkaSink};
 pub use recovery::{find_delivered, Delivered, RecoveryError};
 pub use stream::{NullSink, WriterSink};
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Names a record until it is acknowledged.
@@ -52,5 +54,16 @@ pub trait Sink: Send {
     /// Deliveries that failed and were queued again, since the start.
     fn delivery_failures(&self) -> u64 {
         0
+    }
+    /// The largest message the sink takes (key and headers included), when it has a limit; larger records are
+    /// cut into pieces before they are sent.
+    fn max_message_bytes(&self) -> Option<usize> {
+        None
+    }
+    /// Each partition's end, when it was read again since the last call (Kafka: by a thread of its own, so this
+    /// never waits). A restart's read-back need not look below an end read after every record sent before it was
+    /// acknowledged.
+    fn partition_ends(&mut self) -> Option<BTreeMap<i32, i64>> {
+        None
     }
 }

@@ -2,6 +2,10 @@
 //! acknowledged after the last checkpoint was written, or were in flight). Sending them again would duplicate them,
 //! so at start the agent reads each partition from where its checkpoint says such records may begin up to the
 //! current end, and collects the (source, offset) headers of this node's records.
+//!
+//! The scan is bounded by what was produced since the last checkpoint (the agent advances its scan offsets at
+//! every checkpoint, also for partitions it does not write to). However long it takes, it is not fatal: a start
+//! that gave up would crash-loop on the same scan. It logs its progress instead, and the agent reports its length.
 
 use super::kafka::{END_HEADER, OFFSET_HEADER, SOURCE_HEADER};
 use crate::checkpoint::Span;
@@ -18,9 +22,10 @@ pub enum RecoveryError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("topic {0} has no partitions (does it exist?)")]
     NoPartitions(String),
-    #[error("reading back delivered records did not finish within {0:?}")]
-    Timeout(Duration),
 }
+
+/// How often a long scan says how far it got.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 pub struct Delivered {
@@ -28,11 +33,14 @@ pub struct Delivered {
     pub by_source: HashMap<String, HashMap<u64, u64>>,
     /// Each partition's end when the scan started: nothing this run sends lands before it.
     pub ends: BTreeMap<i32, i64>,
+    /// Records read, and how long the scan took.
+    pub scanned: u64,
+    pub took: Duration,
 }
 
 /// Scans `topic` from `scan_from` (per partition; a partition missing there is scanned from its start) to its
 /// current end, collecting records whose source starts with `source_prefix`. With `scan_from` `None` (a first
-/// start) nothing is read: there can be no records of ours.
+/// start) nothing is read: there can be no records of ours. `timeout` bounds each request, not the scan.
 pub fn find_delivered(
     base: &ClientConfig,
     topic: &str,
@@ -40,6 +48,7 @@ pub fn find_delivered(
     source_prefix: &str,
     timeout: Duration,
 ) -> Result<Delivered, RecoveryError> {
+    let started = Instant::now();
     let consumer: BaseConsumer = base
         .clone()
         .set("group.id", "logpipe-agent-recovery")
@@ -54,6 +63,7 @@ pub fn find_delivered(
     let mut delivered = Delivered::default();
     let mut assignment = TopicPartitionList::new();
     let mut remaining: HashMap<i32, i64> = HashMap::new();
+    let mut to_scan = 0;
     for p in partitions {
         let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
         delivered.ends.insert(p, high);
@@ -62,21 +72,29 @@ pub fn find_delivered(
         if start < high {
             assignment.add_partition_offset(topic, p, Offset::Offset(start))?;
             remaining.insert(p, high);
+            to_scan += high - start;
         }
     }
     if remaining.is_empty() {
         return Ok(delivered);
     }
     consumer.assign(&assignment)?;
-    let deadline = Instant::now() + timeout;
+    let mut next_report = Instant::now() + PROGRESS_EVERY;
     while !remaining.is_empty() {
-        if Instant::now() > deadline {
-            return Err(RecoveryError::Timeout(timeout));
+        if Instant::now() >= next_report {
+            tracing::warn!(
+                scanned = delivered.scanned,
+                of = to_scan,
+                seconds = started.elapsed().as_secs(),
+                "still reading back what the previous run delivered; nothing is read from files until it is done"
+            );
+            next_report += PROGRESS_EVERY;
         }
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
         let msg = msg?;
+        delivered.scanned += 1;
         if let Some((source, (start, end))) = identity(&msg).filter(|(s, _)| s.starts_with(source_prefix)) {
             delivered.by_source.entry(source.to_owned()).or_default().insert(start, end);
         }
@@ -84,6 +102,7 @@ pub fn find_delivered(
             remaining.remove(&msg.partition());
         }
     }
+    delivered.took = started.elapsed();
     Ok(delivered)
 }
 

@@ -147,6 +147,15 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
 
 /// Every message now in `topic`, counted by its document's `message` field.
 pub fn read_topic(bootstrap: &str, topic: &str) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for doc in read_topic_docs(bootstrap, topic) {
+        *counts.entry(doc["message"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Every document now in `topic`, in partition order.
+pub fn read_topic_docs(bootstrap: &str, topic: &str) -> Vec<serde_json::Value> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "logpipe-test-reader")
@@ -163,9 +172,9 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> HashMap<String, usize> {
             tpl.add_partition_offset(topic, p.id(), Offset::Offset(low)).unwrap();
         }
     }
-    let mut counts = HashMap::new();
+    let mut docs = Vec::new();
     if ends.is_empty() {
-        return counts;
+        return docs;
     }
     consumer.assign(&tpl).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -173,13 +182,12 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> HashMap<String, usize> {
         assert!(std::time::Instant::now() < deadline, "reading {topic} back timed out");
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
         let msg = msg.unwrap();
-        let doc: serde_json::Value = serde_json::from_slice(msg.payload().unwrap()).unwrap();
-        *counts.entry(doc["message"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+        docs.push(serde_json::from_slice(msg.payload().unwrap()).unwrap());
         if ends.get(&msg.partition()).is_some_and(|&end| msg.offset() + 1 >= end) {
             ends.remove(&msg.partition());
         }
     }
-    counts
+    docs
 }
 
 /// Reads the topic until it holds as many records as `want`, or the timeout passes; returns the last reading.
