@@ -90,7 +90,8 @@ pub enum EsAuth {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct IndexConfig {
-    /// Index name template: `{field.path}` takes a field of the document (after processors), `%Y %m %d` the date of
+    /// Index name template: `{field.path}` takes a field the agent sets (`kubernetes.*`, `host.*`,
+    /// `log.file.path`, `stream`; never one an application could print), `%Y %m %d` the date of
     /// its `@timestamp` (UTC), so a replayed record lands in the same index. Ignored with `data_stream`.
     pub name: String,
     /// Write to this data stream instead (created by the template when missing).
@@ -176,7 +177,12 @@ impl Validate for IndexerConfig {
         if !["http", "https"].contains(&url.scheme()) {
             return Err(("elasticsearch.url", "must be http or https".into()));
         }
-        crate::indexer::IndexName::parse(&self.index.name).map_err(|e| ("index.name", e.to_string()))?;
+        let name = crate::indexer::IndexName::parse(&self.index.name).map_err(|e| ("index.name", e.to_string()))?;
+        // A field a pod can print would let it choose another namespace's index.
+        if let Some(f) = name.fields().find(|f| !crate::indexer::within_agent_field(f) || f.starts_with("logpipe")) {
+            let reason = format!("{{{f}}} is not a field the agent sets (kubernetes.*, host.*, log.file.path, stream)");
+            return Err(("index.name", reason));
+        }
         let b = &self.bulk;
         let positive = [
             ("bulk.max_documents", b.max_documents),

@@ -1,6 +1,11 @@
 //! Processors: small, ordered edits of a document before it is indexed. A processor that cannot do its work on a
 //! document (a message that is not JSON, a timestamp it cannot read) marks the document and goes on; only `drop`
 //! removes one, and those are counted.
+//!
+//! The fields the agent writes are the agent's: no processor changes them (the `timestamp` processor sets
+//! `@timestamp` because it was asked to), a configuration that names one as a target is refused, and keys of an
+//! application's JSON that name one are kept aside in `logpipe.refused_fields`, never merged. Index names are made
+//! from these fields only, so what a pod prints cannot choose where its documents go.
 
 use super::fields;
 use serde::{Deserialize, Serialize};
@@ -41,8 +46,37 @@ pub enum ProcessorConfig {
     },
 }
 
+/// The fields the agent writes into every document (docs/record-format.md).
+pub const AGENT_FIELDS: [&str; 7] = ["kubernetes", "host", "log.file", "log.offset", "stream", "@timestamp", "logpipe"];
+
+/// Where application fields that named agent fields are kept, as the JSON text of an object keyed by their paths.
+const REFUSED_FIELDS: &str = "logpipe.refused_fields";
+
+/// `path` is an agent field or lies inside one.
+pub fn within_agent_field(path: &str) -> bool {
+    AGENT_FIELDS.iter().any(|f| path == *f || path.strip_prefix(f).is_some_and(|rest| rest.starts_with('.')))
+}
+
+/// Writing `path` would change an agent field: it is one, lies inside one, or holds one (`log` holds `log.file`).
+fn touches_agent_field(path: &str) -> bool {
+    within_agent_field(path) || AGENT_FIELDS.iter().any(|f| f.strip_prefix(path).is_some_and(|r| r.starts_with('.')))
+}
+
 impl ProcessorConfig {
     pub fn validate(&self) -> Result<(), String> {
+        let written: Vec<&str> = match self {
+            ProcessorConfig::ParseJson { target, .. } => target.iter().map(String::as_str).collect(),
+            ProcessorConfig::Rename { from, to } => vec![from, to],
+            ProcessorConfig::Add { field, .. } => vec![field],
+            ProcessorConfig::Remove { fields } => fields.iter().map(String::as_str).collect(),
+            ProcessorConfig::Timestamp { .. } | ProcessorConfig::Level { .. } | ProcessorConfig::Drop { .. } => vec![],
+        };
+        if let Some(field) = written.iter().find(|f| touches_agent_field(f)) {
+            return Err(format!(
+                "{self:?}: {field:?} is written by the agent ({}); processors may read it, not change it",
+                AGENT_FIELDS.join(", ")
+            ));
+        }
         let empty = match self {
             ProcessorConfig::ParseJson { field, .. }
             | ProcessorConfig::Timestamp { field }
@@ -90,11 +124,7 @@ fn apply_one(p: &ProcessorConfig, doc: &mut Value) -> Result<(), String> {
             let parsed: Value = serde_json::from_str(text).map_err(|e| format!("parse_json {field}: {e}"))?;
             match (target, parsed) {
                 (Some(t), v) => fields::set(doc, t, v),
-                (None, Value::Object(map)) => {
-                    for (k, v) in map {
-                        fields::set(doc, &k, v);
-                    }
-                }
+                (None, Value::Object(map)) => merge_into_root(doc, map),
                 (None, _) => return Err(format!("parse_json {field}: not an object; set a target")),
             }
         }
@@ -125,6 +155,47 @@ fn apply_one(p: &ProcessorConfig, doc: &mut Value) -> Result<(), String> {
         ProcessorConfig::Drop { .. } => {}
     }
     Ok(())
+}
+
+/// Merges an application's object into the document's root. Each key is taken literally (a key with dots is not a
+/// path); a key that would change an agent field is set aside in `logpipe.refused_fields`; an object under a key
+/// that holds agent fields (`log`) is merged key by key, so `log.level` is merged and `log.file` refused.
+fn merge_into_root(doc: &mut Value, app: serde_json::Map<String, Value>) {
+    let mut refused = serde_json::Map::new();
+    if let Value::Object(root) = doc {
+        merge(root, "", app, &mut refused);
+    }
+    if !refused.is_empty() {
+        fields::set(doc, REFUSED_FIELDS, Value::String(Value::Object(refused).to_string()));
+    }
+}
+
+fn merge(
+    into: &mut serde_json::Map<String, Value>,
+    at: &str,
+    app: serde_json::Map<String, Value>,
+    refused: &mut serde_json::Map<String, Value>,
+) {
+    for (key, value) in app {
+        let path = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+        if within_agent_field(&path) || key.contains('.') && touches_agent_field(&path) {
+            refused.insert(path, value);
+        } else if touches_agent_field(&path) {
+            match (into.get_mut(&key), value) {
+                (Some(Value::Object(inner)), Value::Object(value)) => merge(inner, &path, value, refused),
+                (None, Value::Object(value)) => {
+                    let mut inner = serde_json::Map::new();
+                    merge(&mut inner, &path, value, refused);
+                    into.insert(key, Value::Object(inner));
+                }
+                (_, value) => {
+                    refused.insert(path, value);
+                }
+            }
+        } else {
+            into.insert(key, value);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +253,61 @@ mod tests {
         ];
         for (processors, doc, outcome, want) in cases {
             assert_eq!(run(processors.clone(), doc), (outcome, want), "{processors}");
+        }
+    }
+
+    #[test]
+    fn an_application_cannot_change_agent_fields() {
+        let agent = json!({
+            "kubernetes": {"namespace": "shop", "pod": {"name": "web"}},
+            "host": {"name": "node-a"},
+            "log": {"file": {"path": "/var/log/pods/x/0.log"}, "offset": 7},
+            "@timestamp": "2026-11-22T08:00:00Z",
+            "stream": "stdout",
+        });
+        let forged = r#"{"kubernetes":{"namespace":"victim"},"host.name":"evil","log":{"level":"warn","offset":1},
+            "@timestamp":"2000-01-01T00:00:00Z","logpipe":{"piece":3},"a.b":1,"msg":"forged"}"#;
+        let mut doc = agent.clone();
+        doc["message"] = json!(forged);
+        let (outcome, out) = run(json!([{"type": "parse_json", "field": "message"}]), doc);
+        assert_eq!(outcome, Outcome::Keep);
+        for path in ["kubernetes", "host", "log.file", "log.offset", "@timestamp", "stream"] {
+            assert_eq!(fields::get(&out, path), fields::get(&agent, path), "{path}");
+        }
+        assert_eq!(out["log"]["level"], json!("warn"));
+        assert_eq!(out["a.b"], json!(1), "a key with dots is taken literally");
+        assert_eq!(out["msg"], json!("forged"));
+        let refused: Value = serde_json::from_str(out["logpipe"]["refused_fields"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            refused,
+            json!({"kubernetes": {"namespace": "victim"}, "host.name": "evil", "log.offset": 1,
+                   "@timestamp": "2000-01-01T00:00:00Z", "logpipe": {"piece": 3}})
+        );
+    }
+
+    #[test]
+    fn processors_that_would_write_agent_fields_are_refused() {
+        let refused = [
+            json!({"type": "rename", "from": "msg", "to": "kubernetes.namespace"}),
+            json!({"type": "rename", "from": "host.name", "to": "x"}),
+            json!({"type": "add", "field": "log", "value": 1}),
+            json!({"type": "add", "field": "@timestamp", "value": "2000-01-01T00:00:00Z"}),
+            json!({"type": "remove", "fields": ["msg", "stream"]}),
+            json!({"type": "parse_json", "field": "message", "target": "logpipe.app"}),
+        ];
+        for p in refused {
+            let p: ProcessorConfig = serde_json::from_value(p.clone()).unwrap();
+            assert!(p.validate().is_err(), "{p:?}");
+        }
+        let allowed = [
+            json!({"type": "add", "field": "log.level", "value": "info"}),
+            json!({"type": "rename", "from": "msg", "to": "hostname"}),
+            json!({"type": "timestamp", "field": "ts"}),
+            json!({"type": "drop", "field": "kubernetes.namespace", "values": ["noisy"]}),
+        ];
+        for p in allowed {
+            let p: ProcessorConfig = serde_json::from_value(p.clone()).unwrap();
+            assert_eq!(p.validate(), Ok(()), "{p:?}");
         }
     }
 

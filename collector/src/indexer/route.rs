@@ -123,10 +123,14 @@ impl IndexName {
         }
     }
 
+    /// The fields the name is made of.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|p| if let Part::Field(f) = p { Some(f.as_str()) } else { None })
+    }
+
     /// What `render` reads of a document, for reading raw documents in one pass.
     pub fn lookup(&self) -> Lookup {
-        let fields = self.0.iter().filter_map(|p| if let Part::Field(f) = p { Some(f.as_str()) } else { None });
-        Lookup::new(std::iter::once(TIMESTAMP).chain(fields))
+        Lookup::new(std::iter::once(TIMESTAMP).chain(self.fields()))
     }
 
     /// The text before the first field or date code, then `*`: the pattern an index template matches.

@@ -144,6 +144,22 @@ pub fn count(es: &Elasticsearch, pattern: &str) -> u64 {
     })
 }
 
+/// The documents (`_source`) in the indices matching `pattern`, up to 100.
+pub fn sources(es: &Elasticsearch, pattern: &str) -> Vec<serde_json::Value> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let response = es
+            .search(elasticsearch::SearchParts::Index(&[pattern]))
+            .body(serde_json::json!({"size": 100, "query": {"match_all": {}}}))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = response.json().await.unwrap();
+        let hits = body["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        hits.into_iter().map(|h| h["_source"].clone()).collect()
+    })
+}
+
 /// Polls until the indices hold `want` documents; returns the last count.
 pub fn wait_for_count(es: &Elasticsearch, pattern: &str, want: u64, timeout: Duration) -> u64 {
     let deadline = std::time::Instant::now() + timeout;
