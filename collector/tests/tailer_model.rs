@@ -187,6 +187,8 @@ fn options(dir: &Path) -> TailerOptions {
         max_line_bytes: 128,
         fingerprint_bytes: FINGERPRINT_BYTES,
         release_after: Duration::ZERO,
+        max_open_files: 64,
+        max_deleted_open_bytes: u64::MAX,
     }
 }
 
@@ -335,4 +337,61 @@ fn start_at_end_applies_to_the_first_scan_only() {
     }
     collector.seen.sort();
     assert_eq!(collector.seen, vec![(0, 5), (0, 6), (1, 0), (1, 1), (1, 2)]);
+}
+
+/// At `max_open_files`, a new file waits: it is opened, and read from its first line, once a rotated file is read
+/// to its end and released.
+#[test]
+fn a_file_beyond_the_open_file_bound_waits_and_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut world = World::new(tmp.path());
+    world.write(0, 3, false);
+    world.write(1, 3, false);
+    let mut collector = Collector::default();
+    let mut tailer = Tailer::new(TailerOptions { max_open_files: 2, ..options(tmp.path()) }, vec![]).unwrap();
+    tailer.scan(&mut collector);
+    world.write(2, 4, false);
+    tailer.scan(&mut collector);
+    tailer.read(&mut collector);
+    assert_eq!((tailer.held().open_files, tailer.held().waiting_files), (2, 1));
+    let rotated = world.rotated_name(0);
+    fs::rename(world.path(0), rotated).unwrap();
+    for _ in 0..4 {
+        tailer.scan(&mut collector);
+        tailer.read(&mut collector);
+    }
+    assert_eq!(tailer.held().waiting_files, 0);
+    collector.seen.sort();
+    let want: Vec<(usize, u64)> =
+        [(0, 3), (1, 3), (2, 4)].iter().flat_map(|&(p, n)| (0..n).map(move |s| (p, s))).collect();
+    assert_eq!(collector.seen, want);
+}
+
+/// While a reader says it is paused, a read round hands out nothing, and the file whose turn it was reads first.
+#[test]
+fn a_paused_handler_stops_the_round() {
+    struct Paused(Collector, bool);
+    impl TailHandler for Paused {
+        fn line(&mut self, file: &TailedFile, offset: u64, bytes: &[u8], end: LineEnd) {
+            self.0.line(file, offset, bytes, end)
+        }
+        fn event(&mut self, event: TailEvent<'_>) {
+            self.0.event(event)
+        }
+        fn paused(&self) -> bool {
+            self.1
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut world = World::new(tmp.path());
+    world.write(0, 3, false);
+    world.write(1, 3, false);
+    let mut handler = Paused(Collector::default(), true);
+    let mut tailer = Tailer::new(options(tmp.path()), vec![]).unwrap();
+    tailer.scan(&mut handler);
+    assert_eq!(tailer.read(&mut handler), 0);
+    assert!(handler.0.seen.is_empty());
+    handler.1 = false;
+    tailer.read(&mut handler);
+    assert_eq!(handler.0.seen.len(), 6);
 }

@@ -129,6 +129,19 @@ async fn invalid_spec_is_reported_and_the_running_children_stay() {
     op.apply(pipeline(&b, &b)).await;
     op.condition(&b, "ConfigValid", "True").await;
 
+    // A number past its bound is refused by the API server's schema: it never reaches the operator's watch.
+    let mut huge = pipeline(&a, &a);
+    huge["spec"]["indexer"]["index"] = json!({"shards": 5_000_000_000u64});
+    let refused = op.pipelines.patch(&a, &PatchParams::apply("test").force(), &Patch::Apply(&huge)).await.unwrap_err();
+    assert!(refused.to_string().contains("spec.indexer.index.shards"), "{refused}");
+
+    // A processor that would rewrite the agent's fields is refused by validation.
+    let mut forging = pipeline(&a, &a);
+    forging["spec"]["indexer"]["processors"] = json!([{"type": "add", "field": "kubernetes.namespace", "value": "x"}]);
+    op.apply(forging).await;
+    let message = op.condition(&a, "ConfigValid", "False").await;
+    assert!(message.contains("written by the agent"), "{message}");
+
     // What only the Kafka cluster can tell: the test broker is a single broker.
     let mut too_many = pipeline(&a, &a);
     too_many["spec"]["kafka"]["topic"]["replicationFactor"] = json!(3);

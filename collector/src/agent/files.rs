@@ -88,6 +88,8 @@ pub struct Handler {
     format: FormatChoice,
     max_joined: usize,
     multiline: Option<(Regex, Duration)>,
+    /// Reading pauses while more encoded bytes than this are sent and not acknowledged.
+    max_in_flight: usize,
 }
 
 impl FileState {
@@ -100,7 +102,13 @@ impl FileState {
 
 impl Handler {
     /// `parse` was validated: its multiline pattern compiles.
-    pub fn new(sink: Box<dyn Sink>, enricher: Enricher, host: String, parse: &ParseConfig) -> Self {
+    pub fn new(
+        sink: Box<dyn Sink>,
+        enricher: Enricher,
+        host: String,
+        parse: &ParseConfig,
+        max_in_flight: usize,
+    ) -> Self {
         let limit = sink.max_message_bytes().and_then(PieceLimit::new);
         let multiline = parse
             .multiline
@@ -127,7 +135,13 @@ impl Handler {
             format: parse.format,
             max_joined: parse.max_joined_bytes,
             multiline,
+            max_in_flight,
         }
+    }
+
+    /// At the in-flight bound: read nothing more until acknowledgements come.
+    pub fn paused(&self) -> bool {
+        self.emitter.in_flight_bytes >= self.max_in_flight
     }
 
     pub fn source_id(host: &str, key: &FileKey) -> String {
@@ -257,6 +271,10 @@ impl TailHandler for Handler {
 
     fn admit(&mut self, path: &Path) -> Admit {
         self.enricher.admit(path)
+    }
+
+    fn paused(&self) -> bool {
+        Handler::paused(self)
     }
 
     fn event(&mut self, event: TailEvent<'_>) {

@@ -38,6 +38,8 @@ pub struct AgentMetrics {
     recovery_seconds: Gauge<f64, AtomicU64>,
     recovery_records_scanned: Gauge,
     files_tracked: Gauge,
+    deleted_open_bytes: Gauge,
+    files_waiting: Gauge,
     in_flight_bytes: Gauge,
     checkpoint_age_seconds: Gauge<f64, AtomicU64>,
     file_lag_bytes: Family<FileLabels, Gauge>,
@@ -73,6 +75,8 @@ impl Default for AgentMetrics {
             recovery_seconds: Gauge::default(),
             recovery_records_scanned: Gauge::default(),
             files_tracked: Gauge::default(),
+            deleted_open_bytes: Gauge::default(),
+            files_waiting: Gauge::default(),
             in_flight_bytes: Gauge::default(),
             checkpoint_age_seconds: Gauge::default(),
             file_lag_bytes: Family::default(),
@@ -103,6 +107,13 @@ impl Default for AgentMetrics {
         let scanned = m.recovery_records_scanned.clone();
         registry.register("recovery_records_scanned", "Kafka records read back at start", scanned);
         registry.register("files_tracked", "Files open for reading", m.files_tracked.clone());
+        let deleted = m.deleted_open_bytes.clone();
+        registry.register("deleted_open_bytes", "Bytes of deleted files still open to be read to their end", deleted);
+        registry.register(
+            "files_waiting",
+            "Files found that wait for tail.max_open_files or the deleted-bytes bound",
+            m.files_waiting.clone(),
+        );
         registry.register("in_flight_bytes", "Bytes sent and not yet acknowledged", m.in_flight_bytes.clone());
         registry.register("checkpoint_age_seconds", "Time since the last checkpoint", m.checkpoint_age_seconds.clone());
         registry.register("file_lag_bytes", "Bytes of a file not yet read", m.file_lag_bytes.clone());
@@ -138,6 +149,11 @@ impl AgentMetrics {
         let age = (now_ms() - self.last_checkpoint_ms.load(Ordering::Relaxed)) as f64 / 1000.0;
         self.checkpoint_age_seconds.set(age);
         self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn held(&self, held: crate::tailer::Held) {
+        self.deleted_open_bytes.set(held.deleted_open_bytes as i64);
+        self.files_waiting.set(held.waiting_files as i64);
     }
 
     pub fn checkpoint_set_aside(&self) {

@@ -103,7 +103,7 @@ impl Agent {
         let host = config.host_name.clone().unwrap_or_else(default_host);
         let (sink, delivered, kafka_scan_from) = open_sink(&config, &host, restored.as_ref(), &metrics)?;
         let enricher = enricher(&config, pod_updates)?;
-        let mut handler = Handler::new(sink, enricher, host, &config.parse);
+        let mut handler = Handler::new(sink, enricher, host, &config.parse, config.max_in_flight_bytes);
         handler.unclaimed = delivered;
         let mut resume = Vec::new();
         for f in restored.iter().flat_map(|c| &c.files) {
@@ -162,7 +162,7 @@ impl Agent {
                 self.publish();
                 next_scan = Instant::now() + scan_every;
             }
-            let paused = self.handler.emitter.in_flight_bytes >= self.config.max_in_flight_bytes;
+            let paused = self.handler.paused();
             let read = if paused { 0 } else { self.tailer.read(&mut self.handler) };
             // A read identifies a file emptied in place once its first line is complete.
             self.save_if_files_changed()?;
@@ -195,6 +195,7 @@ impl Agent {
         };
         let lag = self.tailer.lag();
         self.metrics.publish(totals, &mut self.published, self.handler.emitter.in_flight_bytes, &lag);
+        self.metrics.held(self.tailer.held());
     }
 
     fn drain(&mut self) -> Result<(), AgentError> {
@@ -368,6 +369,8 @@ fn tailer_options(config: &AgentConfig, first_run: bool) -> TailerOptions {
         max_line_bytes: t.max_line_bytes,
         fingerprint_bytes: t.fingerprint_bytes,
         release_after: RELEASE_AFTER,
+        max_open_files: t.max_open_files,
+        max_deleted_open_bytes: t.max_deleted_open_bytes,
     }
 }
 

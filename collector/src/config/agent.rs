@@ -67,6 +67,11 @@ pub struct TailConfig {
     pub max_line_bytes: usize,
     /// Bytes of the first line that identify a file (with its device and inode).
     pub fingerprint_bytes: usize,
+    /// Most files open at once; more wait for a later scan (nothing is skipped: they are read when room frees).
+    pub max_open_files: usize,
+    /// While files deleted but still being read hold more bytes of the node's disk than this, no new file is
+    /// opened until they are read to their end and closed.
+    pub max_deleted_open_bytes: u64,
 }
 
 impl Default for TailConfig {
@@ -81,6 +86,8 @@ impl Default for TailConfig {
             max_read_per_file_bytes: 1 << 20,
             max_line_bytes: 256 << 10,
             fingerprint_bytes: 256,
+            max_open_files: 4096,
+            max_deleted_open_bytes: 1 << 30,
         }
     }
 }
@@ -142,6 +149,8 @@ impl Validate for AgentConfig {
             ("tail.max_read_per_file_bytes", self.tail.max_read_per_file_bytes),
             ("parse.max_joined_bytes", self.parse.max_joined_bytes),
             ("max_in_flight_bytes", self.max_in_flight_bytes),
+            ("tail.max_open_files", self.tail.max_open_files),
+            ("tail.max_deleted_open_bytes", self.tail.max_deleted_open_bytes as usize),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err((field, "must be greater than zero".into()));

@@ -129,8 +129,10 @@ struct Batch {
 }
 
 impl Batch {
+    /// Dead letters count like documents: a topic full of records that are not JSON must not grow a batch (and
+    /// the indexer's memory) past its bounds.
     fn is_full(&self, bulk: &BulkConfig) -> bool {
-        self.docs.len() >= bulk.max_documents || self.bytes >= bulk.max_bytes
+        self.docs.len() + self.letters.len() >= bulk.max_documents || self.bytes >= bulk.max_bytes
     }
 }
 
@@ -317,7 +319,12 @@ impl Indexer {
                 }
                 return;
             }
-            letter => batch.letters.push(letter),
+            letter => {
+                if let Prepared::Letter { payload, error, .. } = &letter {
+                    batch.bytes += payload.len() + error.len();
+                }
+                batch.letters.push(letter);
+            }
         }
         batch.since.get_or_insert_with(Instant::now);
     }
@@ -430,4 +437,26 @@ async fn write(shared: Arc<Shared>, batch: Batch) -> Vec<(i32, i64)> {
         handled.push((partition, offset));
     }
     handled
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letters_fill_a_batch_like_documents() {
+        let bulk = BulkConfig { max_documents: 3, max_bytes: 1000, ..BulkConfig::default() };
+        let letter = || Prepared::Letter {
+            partition: 0,
+            offset: 0,
+            key: None,
+            payload: Bytes::from_static(b"{"),
+            error: "not JSON".into(),
+        };
+        let mut by_count = Batch::default();
+        by_count.letters.extend([letter(), letter(), letter()]);
+        assert!(by_count.is_full(&bulk), "three letters reach max_documents");
+        by_count.letters.pop();
+        assert!(!by_count.is_full(&bulk));
+    }
 }

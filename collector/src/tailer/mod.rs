@@ -93,6 +93,10 @@ pub trait TailHandler {
     fn admit(&mut self, _path: &Path) -> Admit {
         Admit::Read
     }
+    /// Asked before each file's turn in a read round: while it says so, the round ends (backpressure).
+    fn paused(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +112,28 @@ pub struct TailerOptions {
     pub fingerprint_bytes: usize,
     /// How long a rotated or deleted file is kept open at its end for late writes before release.
     pub release_after: Duration,
+    /// Most files open at once; a new file beyond it waits for a later scan.
+    pub max_open_files: usize,
+    /// While files deleted but still open (being drained) hold more bytes than this, no new file is opened: the
+    /// space they hold on the node is freed as they are read to their end.
+    pub max_deleted_open_bytes: u64,
+}
+
+/// What the open files hold of the node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    pub open_files: usize,
+    /// Bytes of files that are deleted but still open.
+    pub deleted_open_bytes: u64,
+    /// Files found that wait for a bound before they are opened, at the last scan.
+    pub waiting_files: usize,
+}
+
+enum Probe {
+    Open(Probed),
+    /// Found, but a bound says not yet.
+    Wait,
+    Skip,
 }
 
 /// A file found by the globs, opened and identified.
@@ -134,6 +160,7 @@ pub struct Tailer {
     next_id: u64,
     next_turn: usize,
     changes: Changes,
+    waiting_files: usize,
 }
 
 impl Tailer {
@@ -152,6 +179,7 @@ impl Tailer {
             next_id: 1,
             next_turn: 0,
             changes,
+            waiting_files: 0,
         })
     }
 
@@ -166,6 +194,20 @@ impl Tailer {
     pub fn lag(&self) -> Vec<(String, u64)> {
         let size = |w: &Watched| w.file.metadata().map_or(w.read_pos, |m| m.len());
         self.files.iter().map(|w| (w.info.path.display().to_string(), size(w).saturating_sub(w.consumed()))).collect()
+    }
+
+    /// The open files, the bytes of those deleted but still open, and the files waiting to be opened.
+    pub fn held(&self) -> Held {
+        Held {
+            open_files: self.files.len(),
+            deleted_open_bytes: self.deleted_open_bytes(),
+            waiting_files: self.waiting_files,
+        }
+    }
+
+    fn deleted_open_bytes(&self) -> u64 {
+        let deleted = |w: &Watched| w.file.metadata().ok().filter(|m| m.nlink() == 0).map_or(0, |m| m.len());
+        self.files.iter().filter(|w| matches!(w.phase, Phase::Detached { .. })).map(deleted).sum()
     }
 
     /// Resume points of the previous run not matched to a file yet (until the first scan): a checkpoint written
@@ -185,7 +227,20 @@ impl Tailer {
         for idx in 0..self.files.len() {
             self.check(idx, handler);
         }
-        let fresh: Vec<Probed> = self.globs.matching().iter().filter_map(|p| self.probe(p, handler)).collect();
+        let mut room = if self.deleted_open_bytes() >= self.options.max_deleted_open_bytes {
+            0
+        } else {
+            self.options.max_open_files.saturating_sub(self.files.len())
+        };
+        self.waiting_files = 0;
+        let mut fresh = Vec::new();
+        for path in self.globs.matching() {
+            match self.probe(&path, &mut room, handler) {
+                Probe::Open(p) => fresh.push(p),
+                Probe::Wait => self.waiting_files += 1,
+                Probe::Skip => {}
+            }
+        }
         // Resume points no file at its path matches: renamed while the agent was down. Opened before the files
         // now at those paths, so they are drained first.
         let (at_path, moved): (Vec<Resume>, Vec<Resume>) =
@@ -232,6 +287,11 @@ impl Tailer {
             .map(|w| (w.info.id, w.info.path.clone()))
             .collect();
         for i in 0..n {
+            if handler.paused() {
+                // The file whose turn it was goes first in the next round.
+                self.next_turn = self.next_turn.wrapping_add(i);
+                return total;
+            }
             let idx = (self.next_turn + i) % n;
             let info = &self.files[idx].info;
             let waits = draining.iter().any(|(id, path)| *id < info.id && *path == info.path);
@@ -286,19 +346,28 @@ impl Tailer {
 
     /// A file at `path` not yet watched, with its key; `None` if it is watched, not admitted, unreadable or has no
     /// first line.
-    fn probe(&self, path: &Path, handler: &mut dyn TailHandler) -> Option<Probed> {
-        let meta = std::fs::metadata(path).ok()?;
+    /// Whether to open a file the globs found: not if watched, not admitted, unreadable or without a first line;
+    /// later if no `room` is left (a file the previous run was reading is opened regardless: it is open already
+    /// in the checkpoint's count).
+    fn probe(&self, path: &Path, room: &mut usize, handler: &mut dyn TailHandler) -> Probe {
+        let Ok(meta) = std::fs::metadata(path) else { return Probe::Skip };
         let watched = self.files.iter().any(|w| w.inode == (meta.dev(), meta.ino()));
         if !meta.is_file() || watched {
-            return None;
+            return Probe::Skip;
         }
         let resuming = self.pending_resume.iter().any(|r| r.path == path);
         if !resuming && handler.admit(path) == Admit::NotNow {
-            return None;
+            return Probe::Skip;
         }
-        let file = File::open(path).ok()?;
-        let key = file_key(&file, self.options.fingerprint_bytes).ok()??;
-        Some(Probed { file, key, path: path.to_path_buf(), len: meta.len() })
+        if !resuming {
+            let Some(left) = room.checked_sub(1) else { return Probe::Wait };
+            *room = left;
+        }
+        let Ok(file) = File::open(path) else { return Probe::Skip };
+        match file_key(&file, self.options.fingerprint_bytes) {
+            Ok(Some(key)) => Probe::Open(Probed { file, key, path: path.to_path_buf(), len: meta.len() }),
+            _ => Probe::Skip,
+        }
     }
 
     fn open(&mut self, file: File, key: FileKey, path: PathBuf, from: u64, phase: Phase, h: &mut dyn TailHandler) {

@@ -68,6 +68,7 @@ pub struct MultilineSpec {
     pub start: String,
     /// A record is complete when no line continued it for this many milliseconds. Default: 1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 600_000))]
     pub timeout_ms: Option<u64>,
 }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 pub struct IndexerSpec {
     /// Number of indexer pods; more than the topic's partitions leaves some idle. Default: 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
     pub replicas: Option<i32>,
     /// Container image of logpipe-collector. Default: the image the operator was installed with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,12 +93,15 @@ pub struct IndexSpec {
     pub data_stream: Option<String>,
     /// Delete indices older than this many days (an ILM policy). Default: kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 36_500))]
     pub retention_days: Option<u32>,
     /// Primary shards per index. Default: 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1024))]
     pub shards: Option<u32>,
     /// Replicas per shard. Default: 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 32))]
     pub replicas: Option<u32>,
 }
 
@@ -107,14 +111,18 @@ pub struct IndexSpec {
 pub struct BulkSpec {
     /// Documents per request. Default: 5000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100_000))]
     pub max_documents: Option<u32>,
     /// Bytes per request. Default: 5 MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024, max = 104_857_600))]
     pub max_bytes: Option<u32>,
     /// Longest a document waits for its request, in milliseconds. Default: 1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 600_000))]
     pub max_wait_ms: Option<u32>,
     /// Requests in flight per indexer. Default: 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 64))]
     pub concurrency: Option<u32>,
 }

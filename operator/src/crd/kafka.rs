@@ -95,9 +95,11 @@ impl SaslMechanism {
 pub struct ManagedKafka {
     /// Number of brokers. Default: 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
     pub brokers: Option<i32>,
     /// Number of KRaft controllers (odd). Default: 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 9))]
     pub controllers: Option<i32>,
     /// Container image of Kafka.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,11 +117,13 @@ pub struct ManagedKafka {
     /// this many bytes per second on each broker, so producers and consumers keep their bandwidth. In-sync
     /// replicas are never throttled. Default: 52428800 (50 MiB/s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10_737_418_240_i64))]
     pub reassignment_throttle_bytes_per_second: Option<i64>,
     /// Reassignments still running this long after they started are taken as stuck: they are cancelled (each
     /// partition keeps the replicas it had), a Warning Event says so, and the step is planned again. A broker is
     /// never removed on a drain that did not finish. Default: 21600 (6 hours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 604_800))]
     pub reassignment_timeout_seconds: Option<i64>,
 }
 
@@ -147,13 +151,16 @@ pub struct TopicSpec {
     pub name: Option<String>,
     /// Partitions: the most indexer replicas that share the work. Default: 6.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10_000))]
     pub partitions: Option<i32>,
     /// Copies of each partition; at most the number of brokers. Default: 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 32))]
     pub replication_factor: Option<i32>,
     /// How long Kafka keeps records, in hours: the longest Elasticsearch may be down without losing logs.
     /// Default: 72.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 87_600))]
     pub retention_hours: Option<i64>,
     /// Topic for records Elasticsearch rejects. Default: `<topic>.dead-letter`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
