@@ -9,6 +9,10 @@ source scripts/lib.sh
 install_build_deps
 log "cargo fmt --check"
 cargo fmt --all --check
+(cd collector/fuzz && cargo fmt --check)
+
+log "fuzz targets, 30 s each"
+scripts/fuzz.sh 30
 
 use_testenv
 

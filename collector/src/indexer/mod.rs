@@ -15,7 +15,7 @@ mod lookup;
 mod metrics;
 mod offsets;
 mod pipeline;
-mod processors;
+pub mod processors;
 mod route;
 
 pub use elastic::ElasticError;
