@@ -29,6 +29,19 @@ fn examples_are_valid_and_mistakes_are_named() {
         ),
         (example.clone() + "bulk:\n  concurrency: 0\n", "bulk.concurrency"),
         (example.replace("dead_letter_topic: logs-dead-letters", "dead_letter_topic: logs"), "dead_letter_topic"),
+        (example.clone() + "bulk:\n  max_bytes: 5000000000\n", "bulk.max_bytes"),
+        (example.replace("{kubernetes.namespace}", "{app.tenant}"), "index.name"),
+        (
+            example.replace(
+                "type: parse_json, field: message, target: app",
+                "type: parse_json, field: message, target: host",
+            ),
+            "processors",
+        ),
+        (
+            std::fs::read_to_string(root.join("examples/local.yaml")).unwrap() + "max_in_flight_bytes: 99999999999\n",
+            "max_in_flight_bytes",
+        ),
     ];
     for (i, (text, field)) in cases.iter().enumerate() {
         let path = tmp.path().join(format!("bad-{i}.yaml"));

@@ -155,6 +155,23 @@ impl Validate for AgentConfig {
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err((field, "must be greater than zero".into()));
         }
+        const MIB: u64 = 1 << 20;
+        const HOUR_MS: u64 = 3_600_000;
+        let (t, k) = (&self.tail, &self.kubernetes);
+        super::at_most(&[
+            ("tail.read_buffer_bytes", t.read_buffer_bytes as u64, 64 * MIB),
+            ("tail.max_read_per_file_bytes", t.max_read_per_file_bytes as u64, 1024 * MIB),
+            ("tail.fingerprint_bytes", t.fingerprint_bytes as u64, 64 << 10),
+            ("tail.scan_interval_ms", t.scan_interval_ms, HOUR_MS),
+            ("tail.idle_wait_ms", t.idle_wait_ms, 60_000),
+            ("tail.max_open_files", t.max_open_files as u64, 1_000_000),
+            ("parse.max_joined_bytes", self.parse.max_joined_bytes as u64, 64 * MIB),
+            ("parse.multiline.timeout_ms", self.parse.multiline.as_ref().map_or(0, |m| m.timeout_ms), 600_000),
+            ("checkpoint_interval_ms", self.checkpoint_interval_ms, HOUR_MS),
+            ("max_in_flight_bytes", self.max_in_flight_bytes as u64, 4096 * MIB),
+            ("kubernetes.wait_for_metadata_ms", k.wait_for_metadata_ms, HOUR_MS),
+            ("kubernetes.deleted_pod_grace_ms", k.deleted_pod_grace_ms, 24 * HOUR_MS),
+        ])?;
         if self.tail.max_line_bytes > self.tail.read_buffer_bytes {
             return Err(("tail.max_line_bytes", "must not exceed tail.read_buffer_bytes".into()));
         }

@@ -192,6 +192,15 @@ impl Validate for IndexerConfig {
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err((field, "must be greater than zero".into()));
         }
+        super::at_most(&[
+            ("bulk.max_documents", b.max_documents as u64, 100_000),
+            ("bulk.max_bytes", b.max_bytes as u64, 100 << 20),
+            ("bulk.max_wait_ms", b.max_wait_ms, 600_000),
+            ("bulk.concurrency", b.concurrency as u64, 64),
+            ("bulk.initial_backoff_ms", b.initial_backoff_ms, 3_600_000),
+            ("bulk.max_backoff_ms", b.max_backoff_ms, 3_600_000),
+            ("elasticsearch.request_timeout_ms", self.elasticsearch.request_timeout_ms, 3_600_000),
+        ])?;
         for p in &self.processors {
             p.validate().map_err(|e| ("processors", e))?;
         }

@@ -36,6 +36,15 @@ pub trait Validate {
     fn validate(&self) -> Result<(), (&'static str, String)>;
 }
 
+/// Refuses the first field above its upper bound: a size or interval that large is a typo, and some (buffer sizes)
+/// would be allocated at start.
+pub fn at_most(fields: &[(&'static str, u64, u64)]) -> Result<(), (&'static str, String)> {
+    match fields.iter().find(|(_, value, max)| value > max) {
+        Some((field, value, max)) => Err((field, format!("{value} is above the upper bound {max}"))),
+        None => Ok(()),
+    }
+}
+
 /// A config value that may point elsewhere: `${file:PATH}` is the file's content (without a final newline),
 /// `${env:NAME}` the variable's value, anything else itself. Secrets come from mounted files or the environment.
 pub fn resolve_secret(value: &str) -> Result<String, String> {
