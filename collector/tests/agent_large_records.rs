@@ -194,13 +194,7 @@ fn a_topic_that_takes_smaller_messages_gets_smaller_pieces() {
     w.joined(0);
     w.ordinary(1);
     let config = config(tmp.path(), &format!("{}/pods/*/*/*.log", tmp.path().display()), &bootstrap, &topic);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_logpipe-collector"))
-        .args(["agent", "--once", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    let log = support::run_once(&config);
     assert!(log.contains("the topic takes smaller messages than the producer"), "{log}");
     let docs = support::read_topic_docs(&bootstrap, &topic);
     assert!(docs.iter().all(|d| serde_json::to_vec(d).unwrap().len() < 131_072));

@@ -8,20 +8,8 @@ use logpipe_tests::{kafka_bootstrap, unique_name};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use support::PodLogs;
-
-fn once(config: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_logpipe-collector"))
-        .args(["agent", "--once", "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "agent --once failed: {log}");
-    log
-}
 
 #[test]
 fn a_corrupt_checkpoint_is_moved_aside_and_every_line_read_again() {
@@ -36,7 +24,7 @@ fn a_corrupt_checkpoint_is_moved_aside_and_every_line_read_again() {
     fs::create_dir_all(&state).unwrap();
     fs::write(state.join("checkpoints.json"), b"{\"files\":[{\"key\":").unwrap();
 
-    let log = once(&config);
+    let log = support::run_once(&config);
     assert!(log.contains("moved aside"), "{log}");
     let set_aside: Vec<_> = fs::read_dir(&state)
         .unwrap()
@@ -47,7 +35,7 @@ fn a_corrupt_checkpoint_is_moved_aside_and_every_line_read_again() {
     assert_eq!(fs::read(state.join(&set_aside[0])).unwrap(), b"{\"files\":[{\"key\":");
     support::assert_exactly_once(&support::read_topic(&bootstrap, &topic), &logs.expected());
     // The new checkpoint is good: a second run sends nothing again.
-    once(&config);
+    support::run_once(&config);
     support::assert_exactly_once(&support::read_topic(&bootstrap, &topic), &logs.expected());
 }
 
@@ -78,7 +66,7 @@ fn the_read_back_after_a_crash_skips_what_other_nodes_wrote_before_the_last_chec
     agent.kill().unwrap();
     agent.wait().unwrap();
 
-    let log = once(&config);
+    let log = support::run_once(&config);
     let scanned = log.lines().find(|l| l.contains("read back what the previous run delivered")).unwrap_or_default();
     assert!(scanned.contains("\"scanned\":0"), "the restart read back records it had no need of: {scanned}");
 }

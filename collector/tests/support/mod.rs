@@ -128,6 +128,18 @@ pub fn start_agent(config: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
+/// `agent --once` to the end; fails unless it exits cleanly, and returns its log.
+pub fn run_once(config: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_logpipe-collector"))
+        .args(["agent", "--once", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "agent --once failed: {log}");
+    log
+}
+
 /// SIGTERM, then wait for a clean exit.
 pub fn stop_agent(mut agent: Child) {
     unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
