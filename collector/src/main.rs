@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use logpipe_collector::agent::{Agent, AgentMetrics, Until};
+use logpipe_collector::agent::{Agent, AgentError, AgentMetrics, Until};
 use logpipe_collector::config::{self, AgentConfig, IndexerConfig};
 use logpipe_collector::indexer::{Indexer, IndexerMetrics};
 use logpipe_collector::metadata::{self, Update};
@@ -129,7 +129,14 @@ fn run_agent(config: AgentConfig, until: Until) -> anyhow::Result<()> {
     let metrics = Arc::new(AgentMetrics::default());
     serve_http(&runtime, config.http_listen.as_deref(), &metrics)?;
     let pod_updates = start_pod_watch(&config, &runtime)?;
-    let mut agent = Agent::new(config, metrics, pod_updates).context("starting the agent")?;
+    let mut agent = match Agent::new(config, metrics, pod_updates, &stop) {
+        Ok(agent) => agent,
+        Err(AgentError::StoppedStarting) => {
+            tracing::info!("stopped while starting; nothing was read or sent");
+            return Ok(());
+        }
+        Err(e) => return Err(e).context("starting the agent"),
+    };
     let result = agent.run(&stop, until);
     let counters = agent.counters();
     tracing::info!(

@@ -187,3 +187,34 @@ fn broker_outage_loses_and_duplicates_nothing() {
     support::stop_agent(agent);
     support::assert_exactly_once(&got, &want);
 }
+
+/// Kafka down when the agent starts after a crash: the read-back is tried again in the process, the agent does not
+/// exit (a crash loop's back-off would delay collection after Kafka is back), and nothing is lost or repeated.
+#[test]
+fn an_agent_started_while_kafka_is_down_waits_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tmp.path().join("broker"), free_port());
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let topic = unique_name("agent-start-down");
+    support::create_topic(&bootstrap, &topic, 1);
+    let mut logs = PodLogs::new(&tmp.path().join("pods"), 1);
+    let config = support::write_config(tmp.path(), &logs.glob(), &bootstrap, &topic, 600_000);
+    let agent_log = tmp.path().join("agent.log");
+    let mut agent = support::start_agent(&config, &agent_log);
+    logs.write(0, 300);
+    support::wait_for_records(&bootstrap, &topic, logs.expected().len(), Duration::from_secs(30));
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+
+    let (dir, port) = broker.stop();
+    logs.write(0, 300);
+    let mut agent = support::start_agent(&config, &agent_log);
+    support::wait_for_log(&agent_log, "cannot read back what the previous run delivered", Duration::from_secs(60));
+    assert!(agent.try_wait().unwrap().is_none(), "the agent exited while Kafka was down");
+    let _broker = Broker::start(&dir, port);
+    let want = logs.expected();
+    let got = support::wait_for_records(&bootstrap, &topic, want.len(), Duration::from_secs(60));
+    support::stop_agent(agent);
+    support::print_log_tail(&agent_log);
+    support::assert_exactly_once(&got, &want);
+}

@@ -30,6 +30,9 @@ const RELEASE_AFTER: Duration = Duration::from_secs(5);
 const MIN_SCAN_GAP: Duration = Duration::from_millis(50);
 /// How long each request of the scan for records delivered by the previous run may take.
 const RECOVERY_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The read-back is tried again after this, doubling up to `RECOVERY_MAX_PAUSE`, while Kafka cannot answer.
+const RECOVERY_FIRST_PAUSE: Duration = Duration::from_secs(1);
+const RECOVERY_MAX_PAUSE: Duration = Duration::from_secs(30);
 /// How long shutdown waits for outstanding acknowledgements.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -45,6 +48,8 @@ pub enum AgentError {
     Recovery(#[from] RecoveryError),
     #[error(transparent)]
     Filter(#[from] FilterError),
+    #[error("asked to stop while reading back what the previous run delivered; nothing was read or sent")]
+    StoppedStarting,
 }
 
 /// When `Agent::run` returns.
@@ -79,12 +84,14 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Opens the checkpoint and the sink and reads back what the previous run delivered; `metrics` is where the
-    /// agent reports (it says `Phase::Starting` until `run`); `pod_updates` is the pod watch, if it runs.
+    /// Opens the checkpoint and the sink and reads back what the previous run delivered (trying again while Kafka
+    /// cannot answer, until `stop`); `metrics` is where the agent reports (it says `Phase::Starting` until `run`);
+    /// `pod_updates` is the pod watch, if it runs.
     pub fn new(
         config: AgentConfig,
         metrics: Arc<AgentMetrics>,
         pod_updates: Option<Receiver<Update>>,
+        stop: &AtomicBool,
     ) -> Result<Self, AgentError> {
         let store = CheckpointStore::open(&config.state_dir)?;
         let loaded = store.load_or_set_aside()?;
@@ -101,7 +108,7 @@ impl Agent {
             Loaded::First | Loaded::SetAside { .. } => None,
         };
         let host = config.host_name.clone().unwrap_or_else(default_host);
-        let (sink, delivered, kafka_scan_from) = open_sink(&config, &host, restored.as_ref(), &metrics)?;
+        let (sink, delivered, kafka_scan_from) = open_sink(&config, &host, restored.as_ref(), &metrics, stop)?;
         let enricher = enricher(&config, pod_updates)?;
         let mut handler = Handler::new(sink, enricher, host, &config.parse, config.max_in_flight_bytes);
         handler.unclaimed = delivered;
@@ -317,6 +324,7 @@ fn open_sink(
     host: &str,
     restored: Option<&Checkpoint>,
     metrics: &AgentMetrics,
+    stop: &AtomicBool,
 ) -> Result<OpenedSink, AgentError> {
     Ok(match &config.sink {
         SinkConfig::Stdout => (Box::new(WriterSink::stdout()), HashMap::new(), BTreeMap::new()),
@@ -326,7 +334,9 @@ fn open_sink(
             let base = sink::client_config(k).map_err(SinkError::from)?;
             let scan_from = restored.map(|c| &c.kafka_scan_from);
             let prefix = format!("{host}/");
-            let found = sink::find_delivered(&base, &k.topic, scan_from, &prefix, RECOVERY_REQUEST_TIMEOUT)?;
+            let found = read_back(stop, || {
+                sink::find_delivered(&base, &k.topic, scan_from, &prefix, RECOVERY_REQUEST_TIMEOUT)
+            })?;
             let mut delivered: HashMap<FileKey, HashMap<u64, u64>> = HashMap::new();
             for (source, offsets) in found.by_source {
                 if let Some(key) = source.strip_prefix(&prefix).and_then(|k| k.parse().ok()) {
@@ -345,6 +355,33 @@ fn open_sink(
             (Box::new(KafkaSink::new(k, ends_every).map_err(SinkError::from)?), delivered, found.ends)
         }
     })
+}
+
+/// Runs the read-back until it succeeds: Kafka down at start (a broker rolling, a cluster still coming up) is
+/// waited out in the process, not by exiting into a crash loop whose back-off would delay collection after Kafka
+/// is back.
+fn read_back(
+    stop: &AtomicBool,
+    mut attempt: impl FnMut() -> Result<sink::Delivered, RecoveryError>,
+) -> Result<sink::Delivered, AgentError> {
+    let mut pause = RECOVERY_FIRST_PAUSE;
+    loop {
+        match attempt() {
+            Ok(found) => return Ok(found),
+            Err(error) => {
+                tracing::warn!(%error, retry_in_s = pause.as_secs(),
+                    "cannot read back what the previous run delivered; nothing is read from files until it is done");
+            }
+        }
+        let until = Instant::now() + pause;
+        while Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                return Err(AgentError::StoppedStarting);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        pause = (pause * 2).min(RECOVERY_MAX_PAUSE);
+    }
 }
 
 fn enricher(config: &AgentConfig, pod_updates: Option<Receiver<Update>>) -> Result<Enricher, AgentError> {
