@@ -9,20 +9,29 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+/// The agent's node name, and mimalloc settings read at process start: by default mimalloc commits its first
+/// arena eagerly and returns freed memory late, which costs the agent about 20 MiB of RSS on every node for no
+/// measured CPU (docs/benchmarks.md, "mimalloc's settings").
+fn agent_env() -> Vec<EnvVar> {
+    let node_name = EnvVar {
+        name: "NODE_NAME".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: "spec.nodeName".into(), api_version: None }),
+            ..Default::default()
+        }),
+        value: None,
+    };
+    let set = |name: &str, value: &str| EnvVar { name: name.into(), value: Some(value.into()), value_from: None };
+    vec![node_name, set("MIMALLOC_ARENA_EAGER_COMMIT", "0"), set("MIMALLOC_PURGE_DELAY", "0")]
+}
+
 pub(super) fn daemon_set(p: &Pipeline, owner: Option<&OwnerReference>, config_hash: &str) -> DaemonSet {
     let (volumes, volume_mounts) = pod::split(mounts(p));
     let container = Container {
         name: "collector".into(),
         image: Some(p.collector.image.clone()),
         args: Some(vec!["agent".into(), "--config".into(), format!("{}/{}", paths::CONFIG_DIR, paths::AGENT_CONFIG)]),
-        env: Some(vec![EnvVar {
-            name: "NODE_NAME".into(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector { field_path: "spec.nodeName".into(), api_version: None }),
-                ..Default::default()
-            }),
-            value: None,
-        }]),
+        env: Some(agent_env()),
         ports: Some(vec![pod::metrics_port()]),
         liveness_probe: Some(pod::probe("/healthz", 30)),
         readiness_probe: Some(pod::probe("/readyz", 10)),

@@ -107,7 +107,12 @@ fn collector_pods_mount_logs_read_only_and_checkpoints_from_the_node() {
     for m in mounts {
         assert_eq!(m.read_only == Some(true), m.name != "state", "{}", m.name);
     }
-    assert_eq!(c.env.as_ref().unwrap()[0].name, "NODE_NAME");
+    let env: Vec<(&str, Option<&str>)> =
+        c.env.as_ref().unwrap().iter().map(|e| (e.name.as_str(), e.value.as_deref())).collect();
+    assert_eq!(
+        env,
+        [("NODE_NAME", None), ("MIMALLOC_ARENA_EAGER_COMMIT", Some("0")), ("MIMALLOC_PURGE_DELAY", Some("0"))]
+    );
     assert_eq!(pod.tolerations.unwrap()[0].operator.as_deref(), Some("Exists"));
     assert_eq!(pod.service_account_name.as_deref(), Some("web-collector"));
     let security = c.security_context.as_ref().unwrap();
