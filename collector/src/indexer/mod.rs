@@ -21,7 +21,7 @@ mod route;
 pub use elastic::ElasticError;
 pub use metrics::IndexerMetrics;
 pub use pipeline::Indexer;
-pub use processors::{within_agent_field, ProcessorConfig, AGENT_FIELDS};
+pub use processors::{within_agent_field, ProcessorConfig};
 pub use route::{IndexName, IndexNameError};
 
 #[derive(Debug, thiserror::Error)]
