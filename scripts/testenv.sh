@@ -157,8 +157,12 @@ start_kube() {
 }
 
 start_noida() {
+  running noida-db && return
   ensure_free noida-db "$KAFKA_PORT"
   ensure_free noida-db "$ES_PORT"
+  # noida-db keeps every topic as one JSON file and never compacts it: benchmarks left 14 GiB behind and filled the
+  # disk CI shares. Tests make their own topics and indices, so each start of the server begins empty.
+  rm -rf "$STATE/noida"
   spawn noida-db "$(noida_server)" start --data-dir "$STATE/noida" --only kafka,elasticsearch \
     --kafka-port "$KAFKA_PORT" --elasticsearch-port "$ES_PORT"
   wait_for noida-db curl -sf "http://127.0.0.1:$ES_PORT/"
