@@ -97,8 +97,18 @@ impl Collector {
     }
 }
 
+/// Where a container's log file is and how it rotates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// The kubelet's (CRI): the file is at the pods' path and is renamed beside it.
+    Kubelet,
+    /// A Docker engine's: the pods' path links to the engine's json-file log, which the engine renames beside itself.
+    Docker,
+}
+
 struct World {
     dir: PathBuf,
+    layout: Layout,
     next_seq: [u64; PATHS],
     /// A path's last line is written but its newline is not yet.
     open_line: [bool; PATHS],
@@ -108,9 +118,10 @@ struct World {
 }
 
 impl World {
-    fn new(dir: &Path) -> Self {
+    fn new(dir: &Path, layout: Layout) -> Self {
         let world = World {
             dir: dir.to_path_buf(),
+            layout,
             next_seq: [0; PATHS],
             open_line: [false; PATHS],
             unseen: [true; PATHS],
@@ -118,22 +129,36 @@ impl World {
         };
         for i in 0..PATHS {
             fs::create_dir_all(world.path(i).parent().unwrap()).unwrap();
+            if layout == Layout::Docker {
+                fs::create_dir_all(world.file(i).parent().unwrap()).unwrap();
+                std::os::unix::fs::symlink(world.file(i), world.path(i)).unwrap();
+            }
         }
         world
     }
 
+    /// The path the tailer's pattern matches.
     fn path(&self, i: usize) -> PathBuf {
         self.dir.join(format!("ns_pod{i}_uid/c/0.log"))
     }
 
+    /// The file the lines are written to.
+    fn file(&self, i: usize) -> PathBuf {
+        match self.layout {
+            Layout::Kubelet => self.path(i),
+            // Deeper than the pattern reaches, as the engine's directory is outside /var/log/pods.
+            Layout::Docker => self.dir.join(format!("engine/containers/c{i}/c{i}-json.log")),
+        }
+    }
+
     fn append(&self, i: usize, bytes: &[u8]) {
-        let mut f = OpenOptions::new().create(true).append(true).open(self.path(i)).unwrap();
+        let mut f = OpenOptions::new().create(true).append(true).open(self.file(i)).unwrap();
         f.write_all(bytes).unwrap();
     }
 
     fn write(&mut self, i: usize, n: usize, unterminated: bool) {
         // New content the tailer has not scanned: a new file, or one emptied by copytruncate.
-        if fs::metadata(self.path(i)).map_or(true, |m| m.len() == 0) {
+        if fs::metadata(self.file(i)).map_or(true, |m| m.len() == 0) {
             self.unseen[i] = true;
         }
         let mut text = String::new();
@@ -156,7 +181,7 @@ impl World {
     /// After a scan: a file with a complete first line (or a full fingerprint's worth) has been identified.
     fn scanned(&mut self) {
         for i in 0..PATHS {
-            let head = fs::read(self.path(i)).unwrap_or_default();
+            let head = fs::read(self.file(i)).unwrap_or_default();
             if head.len() >= FINGERPRINT_BYTES || head.contains(&b'\n') {
                 self.unseen[i] = false;
             }
@@ -172,7 +197,7 @@ impl World {
 
     fn rotated_name(&mut self, i: usize) -> PathBuf {
         self.rotations += 1;
-        PathBuf::from(format!("{}.{:04}", self.path(i).display(), self.rotations))
+        PathBuf::from(format!("{}.{:04}", self.file(i).display(), self.rotations))
     }
 }
 
@@ -193,8 +218,12 @@ fn options(dir: &Path) -> TailerOptions {
 }
 
 fn run(ops: Vec<Op>) {
+    run_in(Layout::Kubelet, ops);
+}
+
+fn run_in(layout: Layout, ops: Vec<Op>) {
     let tmp = tempfile::tempdir().unwrap();
-    let mut world = World::new(tmp.path());
+    let mut world = World::new(tmp.path(), layout);
     let mut collector = Collector::default();
     let mut tailer = Tailer::new(options(tmp.path()), vec![]).unwrap();
     let step = |t: &mut Tailer, c: &mut Collector| {
@@ -211,12 +240,16 @@ fn run(ops: Vec<Op>) {
                     tailer.scan(&mut collector);
                 }
                 world.unseen[path] = true;
-                let (from, to) = (world.path(path), world.rotated_name(path));
+                let (from, to) = (world.file(path), world.rotated_name(path));
                 if !from.exists() {
                     continue;
                 }
-                if matches!(op, Op::Rotate { .. }) {
-                    fs::rename(from, to).unwrap();
+                // An engine only renames, and opens its next file at once.
+                if matches!(op, Op::Rotate { .. }) || layout == Layout::Docker {
+                    fs::rename(&from, to).unwrap();
+                    if layout == Layout::Docker {
+                        fs::File::create(from).unwrap();
+                    }
                 } else {
                     fs::copy(&from, to).unwrap();
                     OpenOptions::new().write(true).open(from).unwrap().set_len(0).unwrap();
@@ -264,6 +297,29 @@ proptest! {
     fn every_line_exactly_once_in_order(ops in proptest::collection::vec(op(), 1..60)) {
         run(ops);
     }
+
+    #[test]
+    fn every_line_exactly_once_in_order_from_docker_json_logs(ops in proptest::collection::vec(op(), 1..60)) {
+        run_in(Layout::Docker, ops);
+    }
+}
+
+/// Seen on a real node: the agent restarted while the engine rotated a log it had half read. The rest of that file
+/// is beside the link's target, not the link.
+#[test]
+fn docker_rotation_while_stopped_resumes_beside_the_link_target() {
+    use Op::*;
+    run_in(
+        Layout::Docker,
+        vec![
+            Write { path: 0, n: 5, unterminated: false },
+            Step,
+            Write { path: 0, n: 5, unterminated: false },
+            Restart,
+            Rotate { path: 0 },
+            Write { path: 0, n: 3, unterminated: false },
+        ],
+    );
 }
 
 #[test]
@@ -324,7 +380,7 @@ fn copytruncate_rewritten_before_the_next_scan() {
 #[test]
 fn start_at_end_applies_to_the_first_scan_only() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut world = World::new(tmp.path());
+    let mut world = World::new(tmp.path(), Layout::Kubelet);
     world.write(0, 5, false);
     let mut collector = Collector::default();
     let mut tailer = Tailer::new(TailerOptions { start_at_end: true, ..options(tmp.path()) }, vec![]).unwrap();
@@ -344,7 +400,7 @@ fn start_at_end_applies_to_the_first_scan_only() {
 #[test]
 fn a_file_beyond_the_open_file_bound_waits_and_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut world = World::new(tmp.path());
+    let mut world = World::new(tmp.path(), Layout::Kubelet);
     world.write(0, 3, false);
     world.write(1, 3, false);
     let mut collector = Collector::default();
@@ -383,7 +439,7 @@ fn a_paused_handler_stops_the_round() {
         }
     }
     let tmp = tempfile::tempdir().unwrap();
-    let mut world = World::new(tmp.path());
+    let mut world = World::new(tmp.path(), Layout::Kubelet);
     world.write(0, 3, false);
     world.write(1, 3, false);
     let mut handler = Paused(Collector::default(), true);
