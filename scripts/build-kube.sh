@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kube-controller-manager v1.20.2 from Debian 12's `kubernetes` source package, once, into a
-# cache outside the work tree. No registry ships these binaries; Debian's source package holds the whole tree with
-# vendor/. Prints the directory holding the binaries.
+# Builds Kubernetes v1.20.2 from Debian 12's `kubernetes` source package, once, into a cache outside the work tree:
+# the control plane the tests run (kube-apiserver, kube-controller-manager, kube-scheduler), the test node's kubelet
+# and kube-proxy, and the pause binary of build/pause that the node's pod sandboxes run. No registry ships these
+# binaries; Debian's source package holds the whole tree with vendor/. Prints the directory holding the binaries.
 set -euo pipefail
 
 KUBE_CACHE=${LOGPIPE_CACHE:-$HOME/.cache/logpipe}/kube-1.20.2
@@ -10,7 +11,13 @@ BIN_DIR=$KUBE_CACHE/bin
 LOG_PREFIX=build-kube
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-if [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/kube-controller-manager ]]; then
+COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet)
+
+built() {
+  local b
+  for b in "${COMMANDS[@]}" pause; do [[ -x $BIN_DIR/$b ]] || return 1; done
+}
+if built; then
   echo "$BIN_DIR"
   exit 0
 fi
@@ -30,7 +37,7 @@ enable_deb_src() {
 }
 
 enable_deb_src
-apt_install golang-go rsync make dpkg-dev openssl golang-github-modern-go-reflect2-dev
+apt_install golang-go rsync make dpkg-dev openssl golang-github-modern-go-reflect2-dev gcc libc6-dev
 
 mkdir -p "$KUBE_CACHE/src"
 cd "$KUBE_CACHE/src"
@@ -49,13 +56,15 @@ cp -r "$reflect2" vendor/github.com/modern-go/reflect2
 
 log "building (several minutes on two cores)"
 export GO111MODULE=off GOFLAGS= GOCACHE=$KUBE_CACHE/gocache
-make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$KUBE_CACHE/build.log" 2>&1 || {
+make WHAT="${COMMANDS[*]/#/cmd/}" >"$KUBE_CACHE/build.log" 2>&1 || {
   tail -n 40 "$KUBE_CACHE/build.log" >&2
   exit 1
 }
 
 mkdir -p "$BIN_DIR"
-for b in kube-apiserver kube-controller-manager; do
+for b in "${COMMANDS[@]}"; do
   install -m 0755 "$(find _output -type f -name "$b" -perm -u+x | head -n 1)" "$BIN_DIR/$b"
 done
+# Static, as the upstream pause image is: it runs alone in an otherwise empty image.
+gcc -Os -static -Wall -Werror -DVERSION="v3.4-logpipe" -o "$BIN_DIR/pause" build/pause/linux/pause.c
 echo "$BIN_DIR"
