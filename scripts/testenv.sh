@@ -26,6 +26,9 @@ ETCD_PORT=${LOGPIPE_ETCD_PORT:-23790}
 APISERVER_PORT=${LOGPIPE_APISERVER_PORT:-16443}
 KAFKA_PORT=${LOGPIPE_KAFKA_PORT:-19092}
 ES_PORT=${LOGPIPE_ES_PORT:-19200}
+# Where the apiserver and noida-db listen. Loopback for the tests on this machine; scripts/node.sh runs a second set
+# on the Docker engine's bridge address, the one address of this machine that its pods can reach.
+HOST=${LOGPIPE_TESTENV_HOST:-127.0.0.1}
 KUBECONFIG_FILE=$STATE/kubeconfig
 READY_TIMEOUT_S=${LOGPIPE_TESTENV_TIMEOUT:-120}
 
@@ -67,7 +70,7 @@ running() {
 ensure_free() {
   local name=$1 port=$2
   running "$name" && return
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then
     die "port $port (for $name) is taken by a process testenv did not start; stop it or set the port variable"
   fi
 }
@@ -94,7 +97,7 @@ make_certs() {
     cd "$pki"
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=logpipe-test-ca -keyout ca.key -out ca.crt 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -subj /CN=kube-apiserver -keyout apiserver.key -out apiserver.csr 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes.default.svc\n' >san.ext
+    printf 'subjectAltName=IP:%s,DNS:localhost,IP:10.96.0.1,DNS:kubernetes.default.svc\n' "$HOST" >san.ext
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile san.ext \
       -out apiserver.crt 2>/dev/null
     openssl genrsa -out sa.key 2048 2>/dev/null
@@ -112,7 +115,7 @@ kind: Config
 clusters:
 - name: logpipe-test
   cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
+    server: https://$HOST:$APISERVER_PORT
     certificate-authority-data: $(base64 -w0 "$pki/ca.crt")
 users:
 - name: admin
@@ -139,14 +142,14 @@ start_kube() {
 
   spawn kube-apiserver "$KUBE_BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" --insecure-port 0 \
+    --bind-address "$HOST" --advertise-address "$HOST" --secure-port "$APISERVER_PORT" --insecure-port 0 \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
     --token-auth-file "$pki/tokens.csv" --authorization-mode RBAC \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-account-issuer https://kubernetes.default.svc \
     --service-cluster-ip-range 10.96.0.0/16 --allow-privileged=true
   wait_for kube-apiserver curl -sf --cacert "$pki/ca.crt" -H "Authorization: Bearer $(cat "$pki/token")" \
-    "https://127.0.0.1:$APISERVER_PORT/readyz"
+    "https://$HOST:$APISERVER_PORT/readyz"
 
   spawn kube-controller-manager "$KUBE_BIN/kube-controller-manager" \
     --kubeconfig "$KUBECONFIG_FILE" --leader-elect=false --port 0 --secure-port 0 \
@@ -163,17 +166,17 @@ start_noida() {
   # noida-db keeps every topic as one JSON file and never compacts it: benchmarks left 14 GiB behind and filled the
   # disk CI shares. Tests make their own topics and indices, so each start of the server begins empty.
   rm -rf "$STATE/noida"
-  spawn noida-db "$(noida_server)" start --data-dir "$STATE/noida" --only kafka,elasticsearch \
+  spawn noida-db "$(noida_server)" start --data-dir "$STATE/noida" --only kafka,elasticsearch --host "$HOST" \
     --kafka-port "$KAFKA_PORT" --elasticsearch-port "$ES_PORT"
-  wait_for noida-db curl -sf "http://127.0.0.1:$ES_PORT/"
-  wait_for noida-db bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
+  wait_for noida-db curl -sf "http://$HOST:$ES_PORT/"
+  wait_for noida-db bash -c "exec 3<>/dev/tcp/$HOST/$KAFKA_PORT"
 }
 
 print_env() {
   cat <<ENV
 export KUBECONFIG=$KUBECONFIG_FILE
-export LOGPIPE_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
-export LOGPIPE_TEST_ELASTICSEARCH=http://127.0.0.1:$ES_PORT
+export LOGPIPE_TEST_KAFKA=$HOST:$KAFKA_PORT
+export LOGPIPE_TEST_ELASTICSEARCH=http://$HOST:$ES_PORT
 export LOGPIPE_NOIDA_BIN=$(noida_server)
 export LOGPIPE_HELM_PYTHON=$HELM_VENV/bin/python
 ENV
