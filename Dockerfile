@@ -1,11 +1,16 @@
-# syntax=docker/dockerfile:1
-# Both images from one build of the workspace:
-#   docker build --target operator  -t ghcr.io/logpipe/logpipe-operator:0.1.0 .
-#   docker build --target collector -t ghcr.io/logpipe/logpipe-collector:0.1.0 .
+# Both images from one build of the workspace (BuildKit, for the cache mounts; the engine's built-in Dockerfile
+# frontend is enough, so no `syntax` line makes the build fetch one):
+#   DOCKER_BUILDKIT=1 docker build --target operator  -t ghcr.io/logpipe/logpipe-operator:0.1.0 .
+#   DOCKER_BUILDKIT=1 docker build --target collector -t ghcr.io/logpipe/logpipe-collector:0.1.0 .
+# RUST_IMAGE and DEBIAN_IMAGE name other base images of the same content, as scripts/node.sh does where no registry
+# can be reached.
 # The runtime stages hold the binary and the shared libraries it links (OpenSSL and Cyrus SASL, for librdkafka's
 # TLS and SASL), nothing else: no shell tools beyond Debian's base, no compiler, no package lists.
 
-FROM rust:1.95-bookworm AS build
+ARG RUST_IMAGE=rust:1.95-bookworm
+ARG DEBIAN_IMAGE=debian:bookworm-slim
+
+FROM ${RUST_IMAGE} AS build
 # librdkafka is compiled from source by rdkafka-sys (cmake), against these headers (curl's only for a header its
 # TLS code includes; nothing links libcurl).
 RUN apt-get update \
@@ -21,7 +26,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && install -D -m 0755 -t /out target/release/logpipe-operator target/release/logpipe-collector \
  && strip --strip-debug /out/*
 
-FROM debian:bookworm-slim AS runtime
+FROM ${DEBIAN_IMAGE} AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libssl3 libsasl2-2 \
  && rm -rf /var/lib/apt/lists/* \
