@@ -26,11 +26,42 @@ install_build_deps() {
     python3-venv
 }
 
+# Commands run when the calling script exits, last registered first.
+ON_EXIT=()
+on_exit() {
+  ON_EXIT=("$1" "${ON_EXIT[@]}")
+  trap 'for c in "${ON_EXIT[@]}"; do eval "$c" || true; done' EXIT
+}
+
 # Brings the test servers up and exports their environment (KUBECONFIG, LOGPIPE_TEST_*); stops them when the calling
 # script exits if they were not running before, unless LOGPIPE_KEEP_TESTENV is set.
 use_testenv() {
   if scripts/testenv.sh status | grep -q stopped && [[ -z ${LOGPIPE_KEEP_TESTENV:-} ]]; then
-    trap 'scripts/testenv.sh down' EXIT
+    on_exit 'scripts/testenv.sh down'
   fi
   eval "$(scripts/testenv.sh up)"
+}
+
+# The same for the real node of scripts/node.sh (engine, kubelet, its control plane, the images) and its
+# environment (LOGPIPE_NODE_*), in two halves: start_node runs `node.sh up` in the background, because building the
+# images takes minutes that the caller can spend building too; node_env waits for it and exports what it printed.
+start_node() {
+  if scripts/node.sh status | grep -q stopped && [[ -z ${LOGPIPE_KEEP_TESTENV:-} ]]; then
+    on_exit 'scripts/node.sh down'
+  fi
+  NODE_ENV_FILE=$(mktemp)
+  on_exit "rm -f '$NODE_ENV_FILE'"
+  scripts/node.sh up >"$NODE_ENV_FILE" &
+  NODE_UP_PID=$!
+  on_exit "kill $NODE_UP_PID 2>/dev/null"
+}
+
+node_env() {
+  wait "$NODE_UP_PID" || die "scripts/node.sh up failed; its messages are above"
+  eval "$(cat "$NODE_ENV_FILE")"
+}
+
+use_node() {
+  start_node
+  node_env
 }
