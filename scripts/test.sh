@@ -15,8 +15,13 @@ log "fuzz targets, 30 s each"
 scripts/fuzz.sh 30
 
 use_testenv
+log "the real node (engine, kubelet, the project's images from its Dockerfile), built while the workspace builds"
+start_node
 
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+log "cargo test: building"
+cargo test --workspace --locked --no-run
+node_env
 log "cargo test"
 cargo test --workspace --locked

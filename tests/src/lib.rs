@@ -4,6 +4,7 @@
 //! variables that script prints; a missing variable is a loud failure, never a skip.
 
 pub mod kafka_sim;
+pub mod node;
 pub mod stack;
 
 use std::future::Future;

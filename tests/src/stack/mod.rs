@@ -4,7 +4,7 @@
 //! (`scripts/demo.sh`) and the end-to-end test drive it.
 
 mod binaries;
-mod cluster;
+pub mod cluster;
 pub mod data;
 pub mod logs;
 mod process;
