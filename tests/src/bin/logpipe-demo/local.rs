@@ -1,8 +1,8 @@
-//! The whole pipeline on this machine, for a newcomer to watch: `scripts/demo.sh` brings up the test servers and
-//! runs this. It starts the operator, applies `examples/local-pipeline.yaml`, runs the collector agent and the
-//! indexer with the configs the operator rendered, writes pod logs, and prints what arrived where. Ctrl-C stops
-//! everything it started and deletes what it created.
+//! The pipeline as local processes: the operator, the collector agent and the indexer run on this machine with the
+//! configs the operator rendered, against the test servers of `scripts/testenv.sh`, and pod log files are written
+//! in the kubelet's layout.
 
+use super::{env, say};
 use anyhow::Context;
 use logpipe_tests::stack::{data, Binaries, Stack, StackOptions};
 use serde_json::json;
@@ -11,8 +11,7 @@ use std::time::Duration;
 
 const LINES_PER_POD: u64 = 2000;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn run() -> anyhow::Result<()> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let exe = std::env::current_exe().context("locating logpipe-demo")?;
     let bin_dir = exe.parent().context("logpipe-demo's directory")?;
@@ -71,12 +70,4 @@ async fn show(stack: &mut Stack) -> anyhow::Result<()> {
     }
     println!();
     Ok(())
-}
-
-fn env(name: &str) -> anyhow::Result<String> {
-    std::env::var(name).with_context(|| format!("{name} is not set: run me through scripts/demo.sh"))
-}
-
-fn say(text: &str) {
-    eprintln!("demo: {text}");
 }
