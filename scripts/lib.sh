@@ -65,3 +65,54 @@ use_node() {
   start_node
   node_env
 }
+
+# The servers testenv.sh and node.sh run: each in a session of its own, its pid in $STATE/<name>.pid and its output
+# in $STATE/<name>.log, so that `down` stops exactly what `up` started. The caller sets STATE and READY_TIMEOUT_S.
+running() {
+  local pidfile=$STATE/$1.pid
+  [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+spawn() {
+  local name=$1; shift
+  if running "$name"; then return; fi
+  setsid "$@" >"$STATE/$name.log" 2>&1 </dev/null &
+  echo $! >"$STATE/$name.pid"
+  log "started $name (pid $!)"
+}
+
+# Waits until the command succeeds; fails with the server's log if it exits or the time is up.
+wait_for() {
+  local what=$1; shift
+  local deadline=$((SECONDS + READY_TIMEOUT_S))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS > deadline)); then
+      log "$what not ready after ${READY_TIMEOUT_S}s; its log:"
+      tail -n 40 "$STATE/$what.log" >&2 || true
+      exit 1
+    fi
+    running "$what" || { log "$what exited; its log:"; tail -n 40 "$STATE/$what.log" >&2; exit 1; }
+    sleep 0.2
+  done
+}
+
+# Stops the whole process group (children included), with SIGKILL after ten seconds.
+stop() {
+  local name=$1 pid
+  [[ -f $STATE/$name.pid ]] || return 0
+  pid=$(cat "$STATE/$name.pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -- "-$pid" 2>/dev/null || kill "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 -- "-$pid" 2>/dev/null || true
+    log "stopped $name"
+  fi
+  rm -f "$STATE/$name.pid"
+}
+
+print_status() {
+  local name
+  for name in "$@"; do
+    if running "$name"; then echo "$name: running (pid $(cat "$STATE/$name.pid"))"; else echo "$name: stopped"; fi
+  done
+}

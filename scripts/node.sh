@@ -63,33 +63,6 @@ install() {
 
 kube_bin() { KUBE_BIN=${KUBE_BIN:-$("$HERE/build-kube.sh")}; }
 
-running() {
-  local pidfile=$STATE/$1.pid
-  [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
-}
-
-spawn() {
-  local name=$1; shift
-  if running "$name"; then return; fi
-  setsid "$@" >"$STATE/$name.log" 2>&1 </dev/null &
-  echo $! >"$STATE/$name.pid"
-  log "started $name (pid $!)"
-}
-
-wait_for() {
-  local what=$1; shift
-  local deadline=$((SECONDS + READY_TIMEOUT_S))
-  until "$@" >/dev/null 2>&1; do
-    if ((SECONDS > deadline)); then
-      log "$what not ready after ${READY_TIMEOUT_S}s; its log:"
-      tail -n 40 "$STATE/$what.log" >&2 || true
-      exit 1
-    fi
-    running "$what" || { log "$what exited; its log:"; tail -n 40 "$STATE/$what.log" >&2; exit 1; }
-    sleep 0.5
-  done
-}
-
 # runc behind runc-oom-clamp: see that file for why (this machine withholds CAP_SYS_RESOURCE).
 # Pods reach this machine and nothing else: the engine neither turns on IP forwarding nor masquerades its bridge, so
 # a packet from a pod is delivered to one of this machine's own addresses (the servers listen on the bridge's) or to
@@ -106,7 +79,7 @@ start_engine() {
 
 kubeconfig() { echo "$STATE/servers/kubeconfig"; }
 
-start_node() {
+start_kubelet() {
   kube_bin
   mkdir -p "$STATE/kubelet"
   spawn kube-scheduler "$KUBE_BIN/kube-scheduler" --kubeconfig "$(kubeconfig)" --leader-elect=false \
@@ -228,13 +201,13 @@ up() {
   if servers status | grep -q 'etcd: stopped'; then rm -rf "$STATE/servers/etcd"; fi
   servers up >/dev/null
   images
-  start_node
+  start_kubelet
   log "ready"
   print_env
 }
 
 down() {
-  local name pid
+  local name
   for name in kubelet kube-proxy kube-scheduler; do stop "$name"; done
   if running dockerd; then
     local ids
@@ -245,24 +218,8 @@ down() {
   servers down
 }
 
-stop() {
-  local name=$1 pid
-  [[ -f $STATE/$name.pid ]] || return 0
-  pid=$(cat "$STATE/$name.pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -- "-$pid" 2>/dev/null || kill "$pid"
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 -- "-$pid" 2>/dev/null || true
-    log "stopped $name"
-  fi
-  rm -f "$STATE/$name.pid"
-}
-
 status() {
-  local name
-  for name in dockerd kube-scheduler kube-proxy kubelet; do
-    if running "$name"; then echo "$name: running (pid $(cat "$STATE/$name.pid"))"; else echo "$name: stopped"; fi
-  done
+  print_status dockerd kube-scheduler kube-proxy kubelet
   servers status
 }
 

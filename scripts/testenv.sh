@@ -52,20 +52,6 @@ install() {
 
 kube_bin() { KUBE_BIN=${KUBE_BIN:-$("$HERE/build-kube.sh")}; }
 
-# Start a process in its own session, remembering its pid so `down` stops exactly it.
-spawn() {
-  local name=$1; shift
-  if running "$name"; then return; fi
-  setsid "$@" >"$STATE/$name.log" 2>&1 </dev/null &
-  echo $! >"$STATE/$name.pid"
-  log "started $name (pid $!)"
-}
-
-running() {
-  local pidfile=$STATE/$1.pid
-  [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
-}
-
 # A port held by a process this script did not start is an error: the tests would silently use a stranger.
 ensure_free() {
   local name=$1 port=$2
@@ -73,20 +59,6 @@ ensure_free() {
   if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then
     die "port $port (for $name) is taken by a process testenv did not start; stop it or set the port variable"
   fi
-}
-
-wait_for() {
-  local what=$1; shift
-  local deadline=$((SECONDS + READY_TIMEOUT_S))
-  until "$@" >/dev/null 2>&1; do
-    if ((SECONDS > deadline)); then
-      log "$what not ready after ${READY_TIMEOUT_S}s; its log:"
-      tail -n 30 "$STATE/$what.log" >&2 || true
-      exit 1
-    fi
-    running "$what" || { log "$what exited; its log:"; tail -n 30 "$STATE/$what.log" >&2; exit 1; }
-    sleep 0.2
-  done
 }
 
 make_certs() {
@@ -194,27 +166,11 @@ up() {
 }
 
 down() {
-  local name pid
-  for name in noida-db kube-controller-manager kube-apiserver etcd; do
-    [[ -f $STATE/$name.pid ]] || continue
-    pid=$(cat "$STATE/$name.pid")
-    if kill -0 "$pid" 2>/dev/null; then
-      # spawn gave it a session of its own: stop the whole process group, children included.
-      kill -- "-$pid" 2>/dev/null || kill "$pid"
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 -- "-$pid" 2>/dev/null || true
-      log "stopped $name"
-    fi
-    rm -f "$STATE/$name.pid"
-  done
+  local name
+  for name in noida-db kube-controller-manager kube-apiserver etcd; do stop "$name"; done
 }
 
-status() {
-  local name
-  for name in etcd kube-apiserver kube-controller-manager noida-db; do
-    if running "$name"; then echo "$name: running (pid $(cat "$STATE/$name.pid"))"; else echo "$name: stopped"; fi
-  done
-}
+status() { print_status etcd kube-apiserver kube-controller-manager noida-db; }
 
 case ${1:-} in
   install) install ;;
