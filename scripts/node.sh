@@ -51,7 +51,7 @@ source "$HERE/lib.sh"
 # The node's control plane: testenv.sh's servers, on the bridge, with ports and state of their own.
 servers() {
   LOGPIPE_TESTENV_DIR=$STATE/servers LOGPIPE_TESTENV_HOST=$BRIDGE_IP \
-    LOGPIPE_ETCD_PORT=23800 LOGPIPE_APISERVER_PORT=16444 LOGPIPE_KAFKA_PORT=29092 LOGPIPE_ES_PORT=29200 \
+    LOGPIPE_ETCD_PORT=24790 LOGPIPE_APISERVER_PORT=16444 LOGPIPE_KAFKA_PORT=29092 LOGPIPE_ES_PORT=29200 \
     "$HERE/testenv.sh" "$@"
 }
 

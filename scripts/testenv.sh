@@ -36,6 +36,7 @@ LOG_PREFIX=testenv
 source "$HERE/lib.sh"
 
 install() {
+  lock "$CACHE/.testenv-install.lock"
   apt_install etcd-server openssl curl ca-certificates python3-venv
   KUBE_BIN=$("$HERE/build-kube.sh")
   if [[ -z $(noida_server) ]]; then
@@ -48,15 +49,16 @@ install() {
     python3 -m venv "$HELM_VENV"
     "$HELM_VENV/bin/pip" install -q "helm-python-sdk==$HELM_SDK_VERSION"
   fi
+  unlock
 }
 
 kube_bin() { KUBE_BIN=${KUBE_BIN:-$("$HERE/build-kube.sh")}; }
 
 # A port held by a process this script did not start is an error: the tests would silently use a stranger.
 ensure_free() {
-  local name=$1 port=$2
+  local name=$1 port=$2 host=${3:-$HOST}
   running "$name" && return
-  if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then
+  if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
     die "port $port (for $name) is taken by a process testenv did not start; stop it or set the port variable"
   fi
 }
@@ -103,7 +105,8 @@ YAML
 start_kube() {
   kube_bin
   local pki=$STATE/pki
-  ensure_free etcd "$ETCD_PORT"
+  ensure_free etcd "$ETCD_PORT" 127.0.0.1
+  ensure_free etcd "$((ETCD_PORT + 10))" 127.0.0.1
   ensure_free kube-apiserver "$APISERVER_PORT"
   spawn etcd etcd --name logpipe-test --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
