@@ -21,6 +21,11 @@ if built; then
   echo "$BIN_DIR"
   exit 0
 fi
+lock "$KUBE_CACHE/.lock"
+if built; then
+  echo "$BIN_DIR"
+  exit 0
+fi
 
 # apt-get source needs deb-src entries; derive them from the machine's own deb entries.
 enable_deb_src() {
@@ -32,7 +37,7 @@ enable_deb_src() {
   if [[ -f /etc/apt/sources.list ]]; then
     sed -n 's/^deb /deb-src /p' /etc/apt/sources.list >"$out.list"
   fi
-  apt-get update -qq
+  apt_locked update -qq
   export LOGPIPE_APT_UPDATED=1
 }
 

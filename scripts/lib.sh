@@ -3,6 +3,10 @@
 log() { echo "${LOG_PREFIX:-logpipe}: $*" >&2; }
 die() { log "$*"; exit 1; }
 
+# apt-get, one at a time: test.sh installs the node's packages in the background while the test servers install
+# theirs, and apt's own locks make a second apt-get fail rather than wait.
+apt_locked() { flock /tmp/logpipe-apt.lock apt-get "$@"; }
+
 # Installs the Debian packages that are missing; runs `apt-get update` at most once per process tree.
 apt_install() {
   local missing=() p
@@ -10,11 +14,21 @@ apt_install() {
   ((${#missing[@]} == 0)) && return 0
   log "apt-get install ${missing[*]}"
   if [[ -z ${LOGPIPE_APT_UPDATED:-} ]]; then
-    apt-get update -qq
+    apt_locked update -qq
     export LOGPIPE_APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt_locked install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# An exclusive lock on the file $1, held on descriptor 9 until unlock or exit, so that two runs of an install step
+# (test.sh's and the node's, in parallel) do not fill the same cache directory at once. Unlock before starting a
+# server: it would inherit the descriptor and hold the lock for as long as it runs.
+lock() {
+  mkdir -p "$(dirname "$1")"
+  exec 9>"$1"
+  flock 9
+}
+unlock() { exec 9>&-; }
 
 # What building the workspace needs beyond the Rust toolchain: librdkafka is compiled from source with cmake,
 # with OpenSSL and Cyrus SASL for TLS and SASL. librdkafka 2.12's cmake build includes curl/curl.h whenever TLS is

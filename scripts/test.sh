@@ -7,6 +7,10 @@ LOG_PREFIX=test
 source scripts/lib.sh
 
 install_build_deps
+# Building the node's images and the Kubernetes binaries takes minutes of a core that the steps below leave idle.
+log "the real node (engine, kubelet, the project's images from its Dockerfile), made in the background"
+start_node
+
 log "cargo fmt --check"
 cargo fmt --all --check
 (cd collector/fuzz && cargo fmt --check)
@@ -15,8 +19,6 @@ log "fuzz targets, 30 s each"
 scripts/fuzz.sh 30
 
 use_testenv
-log "the real node (engine, kubelet, the project's images from its Dockerfile), built while the workspace builds"
-start_node
 
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
