@@ -50,7 +50,9 @@ on_exit() {
 # Brings the test servers up and exports their environment (KUBECONFIG, LOGPIPE_TEST_*); stops them when the calling
 # script exits if they were not running before, unless LOGPIPE_KEEP_TESTENV is set.
 use_testenv() {
-  if scripts/testenv.sh status | grep -q stopped && [[ -z ${LOGPIPE_KEEP_TESTENV:-} ]]; then
+  # Not `status | grep -q`: grep leaves early, status dies of SIGPIPE, pipefail makes the test false, and the servers
+  # were left running after every CI run.
+  if [[ $(scripts/testenv.sh status) == *stopped* ]] && [[ -z ${LOGPIPE_KEEP_TESTENV:-} ]]; then
     on_exit 'scripts/testenv.sh down'
   fi
   eval "$(scripts/testenv.sh up)"
@@ -60,7 +62,7 @@ use_testenv() {
 # environment (LOGPIPE_NODE_*), in two halves: start_node runs `node.sh up` in the background, because building the
 # images takes minutes that the caller can spend building too; node_env waits for it and exports what it printed.
 start_node() {
-  if scripts/node.sh status | grep -q stopped && [[ -z ${LOGPIPE_KEEP_TESTENV:-} ]]; then
+  if [[ $(scripts/node.sh status) == *stopped* ]] && [[ -z ${LOGPIPE_KEEP_TESTENV:-} ]]; then
     on_exit 'scripts/node.sh down'
   fi
   NODE_ENV_FILE=$(mktemp)
