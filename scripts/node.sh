@@ -215,6 +215,10 @@ down() {
     [[ -z $ids ]] || "${DOCKER[@]}" rm -f $ids >/dev/null
   fi
   stop dockerd
+  # A stopped kubelet leaves its root directory (which it bind-mounts on itself) and its pods' secret volumes
+  # mounted, and nothing else would unmount them.
+  awk -v dir="$STATE/kubelet" '$2 == dir || index($2, dir "/") == 1 { print $2 }' /proc/mounts | sort -r |
+    xargs -r -n 1 umount -l
   servers down
 }
 
