@@ -51,7 +51,7 @@ on_exit() {
 # script exits if they were not running before, unless LOGPIPE_KEEP_TESTENV is set.
 use_testenv() {
   # Not `status | grep -q`: grep leaves early, status dies of SIGPIPE, pipefail makes the test false, and the servers
-  # were left running after every CI run.
+  # could be left running after a CI run (a clean-clone run left them).
   if [[ $(scripts/testenv.sh status) == *stopped* ]] && [[ -z ${LOGPIPE_KEEP_TESTENV:-} ]]; then
     on_exit 'scripts/testenv.sh down'
   fi
