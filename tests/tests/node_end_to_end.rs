@@ -30,9 +30,7 @@ async fn installed_by_the_chart_every_line_is_searchable_once_through_restarts_a
     let _turn = NODE.lock().await;
     let node = Node::from_env().await;
     let run = Release::new("node-e2e");
-    run.install(&node).await.unwrap();
-    run.apply_pipeline(&node, 500).await.unwrap();
-    run.wait_ready(&node, 2).await.unwrap();
+    run.up(&node, 500).await.unwrap();
 
     for n in 0..LOGGERS {
         node.start_logger(&run.apps, &format!("logger-{n}"), LINES, PER_SECOND).await.unwrap();
@@ -83,10 +81,8 @@ async fn an_upgrade_rolls_only_what_changed() {
     let _turn = NODE.lock().await;
     let node = Node::from_env().await;
     let run = Release::new("node-upgrade");
-    run.install(&node).await.unwrap();
+    run.up(&node, 500).await.unwrap();
     let operator = node.wait_deployment_available(&run.system, &run.operator()).await.unwrap();
-    run.apply_pipeline(&node, 500).await.unwrap();
-    run.wait_ready(&node, 2).await.unwrap();
     let before = Workloads::read(&node, &run).await;
 
     // The chart's values change: the operator's Deployment rolls, and its new pod reconciles the pipeline (the

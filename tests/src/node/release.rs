@@ -45,6 +45,13 @@ impl Release {
         node.create_namespace(&self.apps).await
     }
 
+    /// Installs the chart and applies the pipeline with two indexers; returns when the pipeline is Ready.
+    pub async fn up(&self, node: &Node, indexer_batch: u32) -> Result<(), StackError> {
+        self.install(node).await?;
+        self.apply_pipeline(node, indexer_batch).await?;
+        self.wait_ready(node, 2).await
+    }
+
     /// The pipeline a Docker node needs: the engine's json-file logs are mounted besides /var/log/pods, which only
     /// links to them. Only the pods' namespace is collected; each namespace gets its own index.
     pub fn pipeline(&self, node: &Node, indexer_batch: u32) -> Value {

@@ -31,9 +31,7 @@ pub async fn run() -> anyhow::Result<()> {
 }
 
 async fn show(node: &Node, release: &Release) -> anyhow::Result<()> {
-    release.install(node).await?;
-    release.apply_pipeline(node, 500).await?;
-    release.wait_ready(node, 2).await?;
+    release.up(node, 500).await?;
     say(&format!("LogPipeline {}/{PIPELINE} is Ready; starting {PODS} pods in {}", release.logging, release.apps));
     for n in 0..PODS {
         node.start_logger(&release.apps, &format!("logger-{n}"), LINES_PER_POD, 250).await?;
