@@ -1,10 +1,17 @@
-//! Reads what a reconcile needs beyond the LogPipeline itself: the Secrets of the Kafka connection, and the Kafka
-//! cluster's brokers.
+//! Reads what a reconcile needs beyond the LogPipeline itself: the status as the API server has it, the Secrets of
+//! the Kafka connection, and a managed Kafka's StatefulSets and pods; and makes the pipeline's [`Kafka`] of them.
 
-use crate::kafka::{Connection, Credentials, KafkaError};
+use crate::build::{self, Component};
+use crate::crd::{LogPipeline, LogPipelineStatus};
+use crate::kafka::managed::{Cluster, Fetched, Managed, Settings};
+use crate::kafka::{Credentials, External, Kafka};
 use crate::model::Pipeline;
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client};
+use crate::names::PipelineName;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -12,27 +19,87 @@ pub enum FetchError {
     Secret { namespace: String, name: String, source: kube::Error },
     #[error("Secret {namespace}/{name} has no key {key:?}")]
     MissingKey { namespace: String, name: String, key: String },
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
+    #[error("reading the status of {name}: {source}")]
+    Status { name: String, source: kube::Error },
+    #[error("{what}: {source}")]
+    Kube { what: String, source: kube::Error },
 }
 
-/// The Kafka cluster as the operator sees it.
-pub struct KafkaView {
-    pub connection: Connection,
-    pub brokers: usize,
-    /// Partitions of the pipeline's topic; 0 when it does not exist yet.
-    pub partitions: usize,
+impl FetchError {
+    pub fn kube_error(&self) -> Option<&kube::Error> {
+        match self {
+            FetchError::Secret { source, .. } | FetchError::Status { source, .. } | FetchError::Kube { source, .. } => {
+                Some(source)
+            }
+            FetchError::MissingKey { .. } => None,
+        }
+    }
 }
 
-pub async fn kafka(client: &Client, p: &Pipeline) -> Result<KafkaView, FetchError> {
-    let connection = Connection::new(&p.kafka, credentials(client, p).await?);
-    let (brokers, partitions) = connection.describe(&p.topic.name).await?;
-    Ok(KafkaView { connection, brokers, partitions })
+/// The status as the API server has it. A managed Kafka's operation in progress is read from here, not from the
+/// controller's cache, which can lag behind the status written a moment ago: an operation read stale is lost, and a
+/// status compared with a stale one may go unwritten.
+pub async fn status(client: &Client, lp: &LogPipeline) -> Result<LogPipelineStatus, FetchError> {
+    let name = lp.name_any();
+    let api = Api::<LogPipeline>::namespaced(client.clone(), lp.namespace().as_deref().unwrap_or_default());
+    let fresh = api.get_status(&name).await.map_err(|source| FetchError::Status { name, source })?;
+    Ok(fresh.status.unwrap_or_default())
 }
 
-/// The Kafka connection for cleanup, when the topics are to be deleted.
-pub async fn connection(client: &Client, p: &Pipeline) -> Result<Connection, FetchError> {
-    Ok(Connection::new(&p.kafka, credentials(client, p).await?))
+/// The pipeline's Kafka: an external one with its credentials, or a managed one with what its StatefulSets and
+/// pods are now and the operation in progress from `status`.
+pub async fn kafka(
+    client: &Client,
+    settings: &Settings,
+    p: &Pipeline,
+    owner: &OwnerReference,
+    status: &LogPipelineStatus,
+) -> Result<Kafka, FetchError> {
+    let Some(spec) = &p.managed else {
+        return Ok(Kafka::external(External::new(&p.kafka, credentials(client, p).await?)));
+    };
+    let cluster = Cluster {
+        name: p.name.clone(),
+        bootstrap: p.kafka.bootstrap_servers.clone(),
+        spec: spec.clone(),
+        owner: owner.clone(),
+        operation: status.kafka_operation.map(Into::into).unwrap_or_default(),
+        reassigning_since: status.reassigning_since.as_ref().map(|t| t.0),
+    };
+    let fetched = managed(client, &p.name).await?;
+    Ok(Kafka::Managed(Box::new(Managed::new(client.clone(), settings.clone(), cluster, fetched))))
+}
+
+/// The external Kafka's client, for cleanup when the topics are to be deleted.
+pub async fn external(client: &Client, p: &Pipeline) -> Result<External, FetchError> {
+    Ok(External::new(&p.kafka, credentials(client, p).await?))
+}
+
+async fn managed(client: &Client, name: &PipelineName) -> Result<Fetched, FetchError> {
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), name.namespace());
+    let get = |set: String| {
+        let sets = sets.clone();
+        async move {
+            sets.get_opt(&set)
+                .await
+                .map_err(|source| FetchError::Kube { what: format!("reading StatefulSet {set}"), source })
+        }
+    };
+    Ok(Fetched {
+        brokers: get(name.kafka_brokers()).await?,
+        controllers: get(name.kafka_controllers()).await?,
+        broker_pods: pods(client, name, Component::KafkaBroker).await?,
+        controller_pods: pods(client, name, Component::KafkaController).await?,
+    })
+}
+
+async fn pods(client: &Client, name: &PipelineName, component: Component) -> Result<Vec<Pod>, FetchError> {
+    let selector: Vec<String> =
+        build::selector_labels(name, component).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let api: Api<Pod> = Api::namespaced(client.clone(), name.namespace());
+    let list = api.list(&ListParams::default().labels(&selector.join(","))).await;
+    let list = list.map_err(|source| FetchError::Kube { what: format!("listing the pods of {name}"), source })?;
+    Ok(list.items)
 }
 
 async fn credentials(client: &Client, p: &Pipeline) -> Result<Credentials, FetchError> {

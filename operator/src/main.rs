@@ -1,9 +1,10 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use kube::runtime::events::{Recorder, Reporter};
+use logpipe_operator::kafka;
 use logpipe_operator::leader::{Elector, LeaseConfig};
 use logpipe_operator::metrics::Metrics;
-use logpipe_operator::reconcile::{self, Context, KafkaSettings};
+use logpipe_operator::reconcile::{self, Backoff, Context};
 use logpipe_operator::validate::Defaults;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -115,11 +116,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         client,
         defaults: Defaults { collector_image: args.collector_image },
         metrics: Arc::clone(&metrics),
-        kafka: KafkaSettings {
+        backoff: Backoff::default(),
+        kafka: kafka::Settings {
             admin_address: args.kafka_admin_address,
             poll: Duration::from_secs(args.kafka_poll_seconds.max(1)),
             max_moves: args.kafka_max_moves.max(1),
-            ..KafkaSettings::default()
+            ..kafka::Settings::default()
         },
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -13,7 +13,6 @@ pub enum Outcome {
     Applied,
     Invalid,
     CleanedUp,
-    Error,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -21,9 +20,16 @@ struct OutcomeLabel {
     outcome: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FailureLabel {
+    step: &'static str,
+    category: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<OutcomeLabel, Counter>,
+    failures: Family<FailureLabel, Counter>,
     leader: Gauge,
     started: AtomicBool,
 }
@@ -33,9 +39,15 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("logpipe_operator");
         let reconciles = Family::<OutcomeLabel, Counter>::default();
         registry.register("reconciles", "Reconciles by outcome", reconciles.clone());
+        let failures = Family::<FailureLabel, Counter>::default();
+        registry.register(
+            "reconcile_failures",
+            "Failed reconciles by the step that failed and its category",
+            failures.clone(),
+        );
         let leader = Gauge::default();
         registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
-        Self { registry, reconciles, leader, started: AtomicBool::new(false) }
+        Self { registry, reconciles, failures, leader, started: AtomicBool::new(false) }
     }
 }
 
@@ -45,9 +57,14 @@ impl Metrics {
             Outcome::Applied => "applied",
             Outcome::Invalid => "invalid",
             Outcome::CleanedUp => "cleaned_up",
-            Outcome::Error => "error",
         };
         self.reconciles.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// A reconcile failed in `step`; `category` says whether a retry can fix it.
+    pub fn failed(&self, step: &'static str, category: &'static str) {
+        self.reconciles.get_or_create(&OutcomeLabel { outcome: "error" }).inc();
+        self.failures.get_or_create(&FailureLabel { step, category }).inc();
     }
 
     pub fn set_leader(&self, leader: bool) {

@@ -5,12 +5,12 @@
 
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::Scope;
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
 use logpipe_operator::crd::LogPipeline;
 use serde_json::{json, Value};
 use std::io::{Read as _, Write as _};
@@ -101,6 +101,7 @@ async fn run_a_pipeline(admin: &Client, namespace: &str, operator: &OperatorProc
     }
     let role = format!("logpipe-{namespace}-{name}-collector");
     Api::<ClusterRole>::all(admin.clone()).get(&role).await.unwrap();
+    prunes_what_the_spec_does_not_want(admin, namespace, &pipelines.get(name).await.unwrap(), operator).await;
 
     pipelines.delete(name, &DeleteParams::default()).await.unwrap();
     let what = format!("the finalizer to let the pipeline go (log: {})", operator.log.display());
@@ -109,16 +110,37 @@ async fn run_a_pipeline(admin: &Client, namespace: &str, operator: &OperatorProc
     assert!(Api::<ClusterRole>::all(admin.clone()).get_opt(&role).await.unwrap().is_none());
 }
 
-/// What the chart does not grant: the operator never deletes workloads or Services (garbage collection does), never
-/// reads Secrets in bulk, never creates or edits pods (it deletes a managed broker's pod to restart it), never
-/// touches nodes or other RBAC verbs.
+/// A ConfigMap with the pipeline's labels and owner that no spec asks for (as one left by an older version of the
+/// spec) is deleted by the operator under the chart's identity; its creation wakes the controller, which watches
+/// the ConfigMaps it manages.
+async fn prunes_what_the_spec_does_not_want(admin: &Client, namespace: &str, lp: &LogPipeline, op: &OperatorProcess) {
+    let name = lp.metadata.name.clone().unwrap();
+    let stale: ConfigMap = serde_json::from_value(json!({
+        "metadata": {
+            "name": format!("{name}-stale"),
+            "labels": {"app.kubernetes.io/instance": name, "app.kubernetes.io/managed-by": "logpipe-operator"},
+            "ownerReferences": [lp.controller_owner_ref(&()).unwrap()]
+        }
+    }))
+    .unwrap();
+    let maps = Api::<ConfigMap>::namespaced(admin.clone(), namespace);
+    maps.create(&PostParams::default(), &stale).await.unwrap();
+    let what = format!("the stale ConfigMap to be pruned (log: {})", op.log.display());
+    logpipe_tests::wait_for(&what, TIMEOUT, || async {
+        maps.get_opt(&format!("{name}-stale")).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(maps.get_opt(&format!("{name}-collector")).await.unwrap().is_some(), "the wanted ConfigMap stays");
+}
+
+/// What the chart does not grant: the operator never reads Secrets in bulk or deletes them, never creates or edits
+/// pods (it deletes a managed broker's pod to restart it), never deletes namespaces, never touches nodes or other
+/// RBAC verbs.
 async fn assert_denied(admin: &Client, namespace: &str, account: &str) {
     let denied = [
-        ("delete", "apps", "daemonsets"),
-        ("delete", "apps", "deployments"),
-        ("delete", "apps", "statefulsets"),
-        ("delete", "", "services"),
         ("list", "", "secrets"),
+        ("delete", "", "secrets"),
+        ("delete", "", "namespaces"),
         ("watch", "", "secrets"),
         ("create", "", "pods"),
         ("update", "", "pods"),

@@ -2,8 +2,8 @@
 //! one node) answers Metadata, DescribeCluster, DescribeConfigs and CreateTopics; it does not implement the
 //! partition-reassignment APIs, and these tests assert that it says so rather than skip them.
 
-use logpipe_operator::kafka_admin::{Admin, AdminError, Created};
-use logpipe_operator::scaling::Move;
+use logpipe_operator::kafka::managed::admin::{Admin, AdminError, Created};
+use logpipe_operator::kafka::managed::scaling::Move;
 use logpipe_tests::{kafka_bootstrap, unique_name};
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! what the spec asks.
 
 use logpipe_operator::crd::KafkaOperation;
-use logpipe_operator::scaling::{
+use logpipe_operator::kafka::managed::scaling::{
     decide, Action, BrokerId, BrokerPod, ClusterView, Move, Operation, Partition, Reassignment, Refusal, Target,
 };
 use proptest::prelude::*;

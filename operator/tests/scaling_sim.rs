@@ -3,8 +3,10 @@
 //! played by the test: setting its replicas registers or removes brokers, and removing one that still holds a
 //! replica fails the test.
 
-use logpipe_operator::kafka_admin::Admin;
-use logpipe_operator::scaling::{decide, Action, BrokerPod, ClusterView, Operation, Refusal, Target, Waiting};
+use logpipe_operator::kafka::managed::admin::Admin;
+use logpipe_operator::kafka::managed::scaling::{
+    decide, Action, BrokerPod, ClusterView, Operation, Refusal, Target, Waiting,
+};
 use logpipe_tests::kafka_sim::KafkaSim;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -8,10 +8,11 @@ pub mod kafka;
 mod pod;
 mod rbac;
 
-use crate::model::Pipeline;
+use crate::model::{ManagedCluster, Pipeline};
 use crate::names::PipelineName;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use std::collections::BTreeMap;
@@ -24,32 +25,93 @@ pub const CONFIG_HASH_ANNOTATION: &str = "logpipe.dev/config-hash";
 pub const PIPELINE_NAMESPACE_LABEL: &str = "logpipe.dev/pipeline-namespace";
 pub const PIPELINE_NAME_LABEL: &str = "logpipe.dev/pipeline-name";
 
-/// Everything one pipeline runs on, in the order it is applied.
+/// Everything one pipeline runs on, in the order it is applied: a managed Kafka first (its clients need it), then
+/// identities before the workloads that run as them, configs before the pods that mount them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
-    pub service_accounts: Vec<ServiceAccount>,
-    pub cluster_role: ClusterRole,
-    pub cluster_role_binding: ClusterRoleBinding,
-    pub config_maps: Vec<ConfigMap>,
-    pub daemon_set: DaemonSet,
-    pub deployment: Deployment,
+    pub children: Vec<Child>,
     /// Hash of both rendered configs, reported in the status.
     pub config_hash: String,
 }
 
-/// `owner` is the LogPipeline's controller reference; none when rendering without a cluster.
-pub fn build(p: &Pipeline, owner: Option<&OwnerReference>) -> Desired {
+/// One object the operator applies.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Child {
+    ServiceAccount(ServiceAccount),
+    ClusterRole(ClusterRole),
+    ClusterRoleBinding(ClusterRoleBinding),
+    ConfigMap(ConfigMap),
+    Service(Service),
+    PodDisruptionBudget(PodDisruptionBudget),
+    StatefulSet(StatefulSet),
+    DaemonSet(DaemonSet),
+    Deployment(Deployment),
+}
+
+/// `owner` is the LogPipeline's controller reference; none when rendering without a cluster. `kafka` is the
+/// managed cluster at the size it runs now (scaling changes it one step at a time), none for an external one.
+pub fn build(p: &Pipeline, owner: Option<&OwnerReference>, kafka: Option<&ManagedCluster>) -> Desired {
     let maps = config_maps::build(p, owner);
     let collector_hash = config_maps::hash(&maps.collector);
     let indexer_hash = config_maps::hash(&maps.indexer);
-    Desired {
-        service_accounts: rbac::service_accounts(p, owner),
-        cluster_role: rbac::cluster_role(p),
-        cluster_role_binding: rbac::cluster_role_binding(p),
-        daemon_set: collector::daemon_set(p, owner, &collector_hash),
-        deployment: indexer::deployment(p, owner, &indexer_hash),
-        config_hash: format!("{collector_hash}-{indexer_hash}"),
-        config_maps: vec![maps.collector, maps.indexer],
+    let mut children = kafka.map(|k| kafka::build(&p.name, k, owner).into_children()).unwrap_or_default();
+    children.extend(rbac::service_accounts(p, owner).into_iter().map(Child::ServiceAccount));
+    children.push(Child::ClusterRole(rbac::cluster_role(p)));
+    children.push(Child::ClusterRoleBinding(rbac::cluster_role_binding(p)));
+    children.push(Child::ConfigMap(maps.collector.clone()));
+    children.push(Child::ConfigMap(maps.indexer.clone()));
+    children.push(Child::DaemonSet(collector::daemon_set(p, owner, &collector_hash)));
+    children.push(Child::Deployment(indexer::deployment(p, owner, &indexer_hash)));
+    Desired { children, config_hash: format!("{collector_hash}-{indexer_hash}") }
+}
+
+impl Desired {
+    pub fn daemon_set(&self) -> Option<&DaemonSet> {
+        self.children.iter().find_map(|c| match c {
+            Child::DaemonSet(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    pub fn deployment(&self) -> Option<&Deployment> {
+        self.children.iter().find_map(|c| match c {
+            Child::Deployment(d) => Some(d),
+            _ => None,
+        })
+    }
+}
+
+impl Child {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Child::ServiceAccount(_) => "ServiceAccount",
+            Child::ClusterRole(_) => "ClusterRole",
+            Child::ClusterRoleBinding(_) => "ClusterRoleBinding",
+            Child::ConfigMap(_) => "ConfigMap",
+            Child::Service(_) => "Service",
+            Child::PodDisruptionBudget(_) => "PodDisruptionBudget",
+            Child::StatefulSet(_) => "StatefulSet",
+            Child::DaemonSet(_) => "DaemonSet",
+            Child::Deployment(_) => "Deployment",
+        }
+    }
+
+    pub fn name(&self) -> String {
+        self.metadata().name.clone().unwrap_or_default()
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Child::ServiceAccount(o) => &o.metadata,
+            Child::ClusterRole(o) => &o.metadata,
+            Child::ClusterRoleBinding(o) => &o.metadata,
+            Child::ConfigMap(o) => &o.metadata,
+            Child::Service(o) => &o.metadata,
+            Child::PodDisruptionBudget(o) => &o.metadata,
+            Child::StatefulSet(o) => &o.metadata,
+            Child::DaemonSet(o) => &o.metadata,
+            Child::Deployment(o) => &o.metadata,
+        }
     }
 }
 
@@ -80,6 +142,11 @@ pub(crate) fn selector_labels(name: &PipelineName, component: Component) -> BTre
         ("app.kubernetes.io/instance".to_owned(), name.name().to_owned()),
         ("app.kubernetes.io/component".to_owned(), component.as_str().to_owned()),
     ])
+}
+
+/// Selects every child of one pipeline in its namespace, whatever its component.
+pub(crate) fn instance_selector(name: &PipelineName) -> String {
+    format!("app.kubernetes.io/instance={},{}={}", name.name(), MANAGED_BY.0, MANAGED_BY.1)
 }
 
 fn labels(name: &PipelineName, component: Component) -> BTreeMap<String, String> {

@@ -35,25 +35,22 @@ fn hashes(d: &Desired) -> (String, String) {
     let hash =
         |m: &Option<ObjectMeta>| m.as_ref().unwrap().annotations.as_ref().unwrap()[CONFIG_HASH_ANNOTATION].clone();
     (
-        hash(&d.daemon_set.spec.as_ref().unwrap().template.metadata),
-        hash(&d.deployment.spec.as_ref().unwrap().template.metadata),
+        hash(&d.daemon_set().unwrap().spec.as_ref().unwrap().template.metadata),
+        hash(&d.deployment().unwrap().spec.as_ref().unwrap().template.metadata),
     )
 }
 
 #[test]
 fn namespaced_children_are_owned_and_cluster_ones_are_labelled() {
-    let d = build(&pipeline(|_| {}), Some(&owner()));
-    let metas = d
-        .service_accounts
-        .iter()
-        .map(|s| &s.metadata)
-        .chain(d.config_maps.iter().map(|c| &c.metadata))
-        .chain([&d.daemon_set.metadata, &d.deployment.metadata]);
-    for meta in metas {
+    let d = build(&pipeline(|_| {}), Some(&owner()), None);
+    let (cluster, namespaced): (Vec<_>, Vec<_>) =
+        d.children.iter().partition(|c| matches!(c, Child::ClusterRole(_) | Child::ClusterRoleBinding(_)));
+    for meta in namespaced.iter().map(|c| c.metadata()) {
         assert_eq!(meta.owner_references.as_deref(), Some(&[owner()][..]), "{:?}", meta.name);
         assert_eq!(meta.namespace.as_deref(), Some("logging"));
     }
-    for meta in [&d.cluster_role.metadata, &d.cluster_role_binding.metadata] {
+    assert_eq!(cluster.len(), 2);
+    for meta in cluster.iter().map(|c| c.metadata()) {
         assert!(meta.owner_references.is_none());
         assert_eq!(meta.name.as_deref(), Some("logpipe-logging-web-collector"));
         assert_eq!(meta.labels.as_ref().unwrap()[PIPELINE_NAMESPACE_LABEL], "logging");
@@ -63,21 +60,28 @@ fn namespaced_children_are_owned_and_cluster_ones_are_labelled() {
 #[test]
 fn the_config_maps_hold_configs_the_collector_parses_back() {
     let p = pipeline(|_| {});
-    let d = build(&p, None);
-    let agent: AgentConfig = serde_yaml::from_str(&d.config_maps[0].data.as_ref().unwrap()["agent.yaml"]).unwrap();
+    let d = build(&p, None, None);
+    let maps: Vec<&ConfigMap> = d
+        .children
+        .iter()
+        .filter_map(|c| match c {
+            Child::ConfigMap(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    let agent: AgentConfig = serde_yaml::from_str(&maps[0].data.as_ref().unwrap()["agent.yaml"]).unwrap();
     assert_eq!(agent, p.agent_config);
-    let indexer: IndexerConfig =
-        serde_yaml::from_str(&d.config_maps[1].data.as_ref().unwrap()["indexer.yaml"]).unwrap();
+    let indexer: IndexerConfig = serde_yaml::from_str(&maps[1].data.as_ref().unwrap()["indexer.yaml"]).unwrap();
     assert_eq!(indexer, p.indexer_config);
     // Secrets are mounted, never copied: the configs hold file references only.
-    let text = format!("{:?}", d.config_maps);
+    let text = format!("{maps:?}");
     assert!(text.contains("${file:/etc/logpipe/kafka-sasl/password}"));
     assert!(text.contains("${file:/etc/logpipe/es-credentials/api_key}"));
 }
 
 #[test]
 fn config_hashes_change_with_their_own_config_only() {
-    let base = hashes(&build(&pipeline(|_| {}), None));
+    let base = hashes(&build(&pipeline(|_| {}), None, None));
     type Case = (&'static str, fn(&mut Value), bool, bool);
     let cases: [Case; 4] = [
         ("multiline", |s| s["collector"]["multiline"] = json!({"start": "^\\S"}), true, false),
@@ -86,17 +90,17 @@ fn config_hashes_change_with_their_own_config_only() {
         ("indexer replicas", |s| s["indexer"]["replicas"] = json!(5), false, false),
     ];
     for (what, patch, collector_changes, indexer_changes) in cases {
-        let h = hashes(&build(&pipeline(patch), None));
+        let h = hashes(&build(&pipeline(patch), None, None));
         assert_eq!(h.0 != base.0, collector_changes, "{what}: collector hash");
         assert_eq!(h.1 != base.1, indexer_changes, "{what}: indexer hash");
     }
-    assert_eq!(hashes(&build(&pipeline(|_| {}), None)), base, "same spec, same hash");
+    assert_eq!(hashes(&build(&pipeline(|_| {}), None, None)), base, "same spec, same hash");
 }
 
 #[test]
 fn collector_pods_mount_logs_read_only_and_checkpoints_from_the_node() {
-    let d = build(&pipeline(|s| s["collector"]["extraHostPaths"] = json!(["/var/lib/docker/containers"])), None);
-    let pod = d.daemon_set.spec.unwrap().template.spec.unwrap();
+    let d = build(&pipeline(|s| s["collector"]["extraHostPaths"] = json!(["/var/lib/docker/containers"])), None, None);
+    let pod = d.daemon_set().unwrap().clone().spec.unwrap().template.spec.unwrap();
     let volumes = pod.volumes.unwrap();
     let host = |name: &str| volumes.iter().find(|v| v.name == name).unwrap().host_path.clone().unwrap();
     assert_eq!(host("logs-0").path, "/var/lib/docker/containers");
@@ -122,8 +126,8 @@ fn collector_pods_mount_logs_read_only_and_checkpoints_from_the_node() {
 
 #[test]
 fn indexer_pods_run_unprivileged_without_an_api_token() {
-    let d = build(&pipeline(|s| s["indexer"]["replicas"] = json!(3)), None);
-    let spec = d.deployment.spec.unwrap();
+    let d = build(&pipeline(|s| s["indexer"]["replicas"] = json!(3)), None, None);
+    let spec = d.deployment().unwrap().clone().spec.unwrap();
     assert_eq!(spec.replicas, Some(3));
     let pod = spec.template.spec.unwrap();
     assert_eq!(pod.automount_service_account_token, Some(false));
@@ -131,4 +135,30 @@ fn indexer_pods_run_unprivileged_without_an_api_token() {
     assert_eq!((security.run_as_non_root, security.run_as_user), (Some(true), Some(65532)));
     let volumes: Vec<_> = pod.volumes.unwrap().into_iter().map(|v| v.name).collect();
     assert_eq!(volumes, ["config", "kafka-sasl", "es-credentials", "es-ca"]);
+}
+
+#[test]
+fn children_come_in_dependency_order() {
+    let p = pipeline(|s| s["kafka"] = json!({"managed": {"brokers": 3}}));
+    let d = build(&p, Some(&owner()), p.managed.as_ref());
+    let order: Vec<String> = d.children.iter().map(|c| format!("{}/{}", c.kind(), c.name())).collect();
+    let position = |want: &str| order.iter().position(|o| o == want).unwrap_or_else(|| panic!("{want} in {order:?}"));
+    let before = [
+        ("ConfigMap/web-kafka-config", "StatefulSet/web-kraft"),
+        ("Service/web-kafka", "StatefulSet/web-kafka"),
+        ("StatefulSet/web-kraft", "StatefulSet/web-kafka"),
+        ("StatefulSet/web-kafka", "ServiceAccount/web-collector"),
+        ("ServiceAccount/web-collector", "DaemonSet/web-collector"),
+        ("ClusterRoleBinding/logpipe-logging-web-collector", "DaemonSet/web-collector"),
+        ("ConfigMap/web-collector", "DaemonSet/web-collector"),
+        ("ServiceAccount/web-indexer", "Deployment/web-indexer"),
+        ("ConfigMap/web-indexer", "Deployment/web-indexer"),
+    ];
+    for (first, then) in before {
+        assert!(position(first) < position(then), "{first} before {then}: {order:?}");
+    }
+    let unique: std::collections::BTreeSet<&String> = order.iter().collect();
+    assert_eq!(unique.len(), order.len(), "every child once: {order:?}");
+    let external = build(&pipeline(|_| {}), Some(&owner()), None);
+    assert!(external.children.iter().all(|c| !matches!(c, Child::StatefulSet(_) | Child::Service(_))));
 }

@@ -1,4 +1,4 @@
-use crate::scaling::Operation;
+use crate::kafka::managed::scaling::Operation;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

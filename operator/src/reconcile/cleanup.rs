@@ -25,8 +25,7 @@ pub(super) async fn run(lp: &LogPipeline, ctx: &Context) -> Result<Action, Recon
     if let Ok(p) = validate::validate(lp, &ctx.defaults) {
         // A managed cluster goes with the pipeline; its volume claims are kept, and its topics with them.
         if p.topic.delete_on_removal && p.managed.is_none() {
-            let connection = fetch::connection(&ctx.client, &p).await?;
-            connection.delete_topics(&p.topic).await.map_err(fetch::FetchError::from)?;
+            fetch::external(&ctx.client, &p).await?.delete_topics(&p.topic).await?;
             tracing::info!(topic = %p.topic.name, "deleted the pipeline's topics");
         }
     }

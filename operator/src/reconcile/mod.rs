@@ -1,20 +1,22 @@
-//! The controller: for each LogPipeline, fetch -> validate -> build -> apply -> status, and cleanup on deletion.
+//! The controller: for each LogPipeline, validate -> fetch -> build -> apply (Kubernetes objects, then topics and
+//! a managed Kafka's scaling step) -> status; cleanup on deletion; backoff and an Event when a step fails.
 
+mod backoff;
 mod cleanup;
-mod events;
-mod managed;
+mod error;
 
-pub use managed::{ManagedError, Settings as KafkaSettings};
+pub use backoff::Backoff;
+pub use error::{Category, ReconcileError};
 
-use crate::apply::{self, ApplyError};
+use crate::apply;
 use crate::build;
 use crate::crd::{LogPipeline, LogPipelineStatus};
-use crate::fetch::{self, FetchError, KafkaView};
+use crate::events::Events;
+use crate::fetch;
+use crate::kafka;
 use crate::metrics::{Metrics, Outcome};
-use crate::model::Pipeline;
-use crate::status::{self, KafkaState, Observation};
-use crate::validate::{self, Defaults, Invalid, Observed};
-use events::Events;
+use crate::status::{self, Observation};
+use crate::validate::{self, Defaults, Invalid};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
@@ -36,31 +38,16 @@ pub const FINALIZER: &str = "logpipe.dev/cleanup";
 const RESYNC: Duration = Duration::from_secs(300);
 /// How soon a pipeline that is not ready yet is looked at again.
 const NOT_READY_RETRY: Duration = Duration::from_secs(15);
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
-    #[error(transparent)]
-    Managed(#[from] ManagedError),
-    #[error("reading or writing the status of {name}: {source}")]
-    Status { name: String, source: kube::Error },
-    #[error("cleanup of {what}: {source}")]
-    Cleanup { what: String, source: kube::Error },
-    #[error("cleanup: {0}")]
-    CleanupKafka(#[from] FetchError),
-    #[error("{0} has no namespace or uid yet")]
-    Incomplete(String),
-    #[error(transparent)]
-    Finalizer(Box<kube::runtime::finalizer::Error<ReconcileError>>),
-}
+/// How soon a spec that does not fit its external Kafka cluster is checked again: the cluster may grow.
+const MISFIT_RETRY: Duration = Duration::from_secs(60);
 
 pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub defaults: Defaults,
     pub metrics: Arc<Metrics>,
-    pub kafka: KafkaSettings,
+    pub kafka: kafka::Settings,
+    pub backoff: Backoff,
 }
 
 /// Runs the controller until `shutdown` completes, for the LogPipelines of `namespace`, or of every namespace.
@@ -100,7 +87,8 @@ where
 async fn reconcile(lp: Arc<LogPipeline>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let namespace = lp.namespace().ok_or_else(|| ReconcileError::Incomplete(lp.name_any()))?;
     let api = Api::<LogPipeline>::namespaced(ctx.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, lp, |event| async {
+    let key = format!("{namespace}/{}", lp.name_any());
+    let result = finalizer(&api, FINALIZER, Arc::clone(&lp), |event| async {
         match event {
             Finalizer::Apply(lp) => reconcile_pipeline(&lp, &ctx).await,
             Finalizer::Cleanup(lp) => cleanup::run(&lp, &ctx).await,
@@ -108,56 +96,60 @@ async fn reconcile(lp: Arc<LogPipeline>, ctx: Arc<Context>) -> Result<Action, Re
     })
     .await
     .map_err(|e| ReconcileError::Finalizer(Box::new(e)));
-    if result.is_err() {
-        ctx.metrics.reconciled(Outcome::Error);
+    match &result {
+        Ok(_) => ctx.backoff.succeeded(&key),
+        Err(error) => {
+            let (step, category) = (error.step(), error.category());
+            ctx.metrics.failed(step, category.as_str());
+            Events::new(&ctx.recorder, &lp).warning(&format!("{step}Failed"), error.to_string()).await;
+        }
     }
     result
 }
 
-fn error_policy(lp: Arc<LogPipeline>, error: &ReconcileError, _: Arc<Context>) -> Action {
-    tracing::warn!(pipeline = %lp.name_any(), %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(10))
+fn error_policy(lp: Arc<LogPipeline>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let key = format!("{}/{}", lp.namespace().unwrap_or_default(), lp.name_any());
+    let delay = ctx.backoff.failed(&key);
+    let category = error.category().as_str();
+    tracing::warn!(pipeline = %key, step = error.step(), category, %error, ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
 }
 
 async fn reconcile_pipeline(lp: &LogPipeline, ctx: &Context) -> Result<Action, ReconcileError> {
     let events = Events::new(&ctx.recorder, lp);
     let pipeline = match validate::validate(lp, &ctx.defaults) {
         Ok(p) => p,
-        Err(invalid) => return reject(lp, ctx, &events, &invalid).await,
+        Err(invalid) => return reject(lp, ctx, &events, &invalid, Action::await_change()).await,
     };
     let owner = lp.controller_owner_ref(&()).ok_or_else(|| ReconcileError::Incomplete(lp.name_any()))?;
-    let mut previous = lp.status.clone().unwrap_or_default();
-    let (kafka, scaling, requeue) = match &pipeline.managed {
-        Some(spec) => {
-            previous = fresh_status(lp, ctx).await?;
-            let operation = previous.kafka_operation.map(Into::into).unwrap_or_default();
-            let reassigning_since = previous.reassigning_since.as_ref().map(|t| t.0);
-            let cluster = managed::Cluster { pipeline: &pipeline, spec, owner: &owner, operation, reassigning_since };
-            let m = managed::reconcile(&cluster, ctx, &events).await?;
-            (m.kafka, Some(m.scaling), m.requeue)
-        }
-        None => {
-            let kafka = fetch::kafka(&ctx.client, &pipeline).await;
-            if let Ok(view) = &kafka {
-                let observed = Observed { broker_count: view.brokers };
-                if let Err(invalid) = validate::against_cluster(&pipeline.topic, &observed) {
-                    return reject(lp, ctx, &events, &invalid).await;
-                }
-            }
-            (topics(&pipeline, kafka, &events).await, None, None)
-        }
+    let previous = match pipeline.managed {
+        Some(_) => fetch::status(&ctx.client, lp).await?,
+        None => lp.status.clone().unwrap_or_default(),
     };
-    let desired = build::build(&pipeline, Some(&owner));
-    let applied = apply::apply(&ctx.client, pipeline.name.namespace(), &desired).await?;
-    if previous.config_hash.as_deref() != Some(desired.config_hash.as_str()) {
-        events.normal("RolledOut", format!("configuration {} applied", desired.config_hash)).await;
+    let mut kafka = fetch::kafka(&ctx.client, &ctx.kafka, &pipeline, &owner, &previous).await?;
+    kafka.observe(&pipeline.topic).await;
+    if let Some(broker_count) = kafka.observed_brokers() {
+        if let Err(invalid) = validate::against_cluster(&pipeline.topic, &validate::Facts { broker_count }) {
+            return reject(lp, ctx, &events, &invalid, Action::requeue(MISFIT_RETRY)).await;
+        }
     }
+    let desired = build::build(&pipeline, Some(&owner), kafka.running());
+    let applied = apply::apply(&ctx.client, &pipeline.name, &owner, &desired).await?;
+    announce(&events, &previous, &desired.config_hash, &applied).await;
+    let topics = kafka.ensure_topics(&pipeline.topic).await;
+    topic_events(&events, &topics).await;
+    let scaled = kafka.scale(&applied, &events).await?;
+    let (daemon_set, deployment) = (applied.daemon_set.unwrap_or_default(), applied.deployment.unwrap_or_default());
+    let (scaling, requeue) = match scaled {
+        Some(s) => (Some(s.scaling), s.requeue),
+        None => (None, None),
+    };
     let observation = Observation::Applied {
         config_hash: &desired.config_hash,
         topic: &pipeline.topic.name,
-        kafka,
-        daemon_set: &applied.daemon_set,
-        deployment: &applied.deployment,
+        kafka: topics.state,
+        daemon_set: &daemon_set,
+        deployment: &deployment,
         scaling,
     };
     let status = write_status(lp, ctx, &previous, &observation).await?;
@@ -167,55 +159,40 @@ async fn reconcile_pipeline(lp: &LogPipeline, ctx: &Context) -> Result<Action, R
     Ok(Action::requeue(requeue.map_or(resync, |r| r.min(resync))))
 }
 
-/// The status as the API server has it. A managed Kafka's operation in progress is read from here, not from the
-/// controller's cache, which can lag behind the status written a moment ago: an operation read stale is lost, and a
-/// status compared with a stale one may go unwritten.
-async fn fresh_status(lp: &LogPipeline, ctx: &Context) -> Result<LogPipelineStatus, ReconcileError> {
-    let name = lp.name_any();
-    let api = Api::<LogPipeline>::namespaced(ctx.client.clone(), lp.namespace().as_deref().unwrap_or_default());
-    let fresh = api.get_status(&name).await.map_err(|source| ReconcileError::Status { name, source })?;
-    Ok(fresh.status.unwrap_or_default())
-}
-
-/// Creates missing topics when Kafka could be reached.
-async fn topics(p: &Pipeline, kafka: Result<KafkaView, FetchError>, events: &Events<'_>) -> KafkaState {
-    let view = match kafka {
-        Ok(view) => view,
-        Err(e) => {
-            let message = e.to_string();
-            events.warning("KafkaUnreachable", message.clone()).await;
-            return KafkaState::NotReady { reason: "KafkaUnreachable", message };
-        }
-    };
-    match view.connection.ensure_topics(&p.topic).await {
-        Ok(created) => {
-            for topic in &created {
-                events.normal("TopicCreated", format!("created Kafka topic {topic}")).await;
-            }
-            let partitions = if view.partitions == 0 { p.topic.partitions as usize } else { view.partitions };
-            KafkaState::Ready { brokers: view.brokers, partitions }
-        }
-        Err(e) => {
-            let message = e.to_string();
-            events.warning("TopicError", message.clone()).await;
-            KafkaState::NotReady { reason: "TopicError", message }
-        }
+async fn announce(events: &Events<'_>, previous: &LogPipelineStatus, config_hash: &str, applied: &apply::Applied) {
+    if !applied.disruption_budgets {
+        tracing::debug!("this cluster does not serve policy/v1; the brokers have no PodDisruptionBudget");
+    }
+    for child in &applied.pruned {
+        events.normal("Pruned", format!("deleted {child}, which the spec no longer asks for")).await;
+    }
+    if previous.config_hash.as_deref() != Some(config_hash) {
+        events.normal("RolledOut", format!("configuration {config_hash} applied")).await;
     }
 }
 
-/// An invalid spec: say so in the status and an Event, and leave the running children alone.
+async fn topic_events(events: &Events<'_>, topics: &kafka::Topics) {
+    for topic in &topics.created {
+        events.normal("TopicCreated", format!("created Kafka topic {topic}")).await;
+    }
+    if let Some((reason, note)) = &topics.warning {
+        events.warning(reason, note.clone()).await;
+    }
+}
+
+/// An invalid spec: say so in the status and an Event, and leave the running children alone until `then`.
 async fn reject(
     lp: &LogPipeline,
     ctx: &Context,
     events: &Events<'_>,
     invalid: &Invalid,
+    then: Action,
 ) -> Result<Action, ReconcileError> {
     tracing::info!(pipeline = %lp.name_any(), %invalid, "invalid spec");
     events.warning("InvalidSpec", invalid.to_string()).await;
     write_status(lp, ctx, &lp.status.clone().unwrap_or_default(), &Observation::Invalid(invalid)).await?;
     ctx.metrics.reconciled(Outcome::Invalid);
-    // Only a spec change (which wakes the controller) or a Kafka cluster change fixes it.
-    Ok(Action::requeue(Duration::from_secs(60)))
+    Ok(then)
 }
 
 /// Writes the status that follows `previous`, unless nothing changed.

@@ -1,7 +1,7 @@
 //! The LogPipeline's status from what a reconcile observed: pure, so every transition is table-tested.
 
 use crate::crd::{ComponentStatus, ConditionType, LogPipelineStatus};
-use crate::scaling::Operation;
+use crate::kafka::managed::scaling::Operation;
 use crate::validate::Invalid;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

@@ -22,7 +22,7 @@ pub struct Defaults {
 
 /// What the fetch step learnt from the Kafka cluster the spec names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Observed {
+pub struct Facts {
     pub broker_count: usize,
 }
 
@@ -50,7 +50,7 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
         kafka::target(&name, &spec.kafka, lp.metadata.uid.as_deref().unwrap_or_default())?;
     let topic = kafka::topic(&name, &spec.kafka.topic)?;
     if let Some(cluster) = &managed {
-        against_cluster(&topic, &Observed { broker_count: cluster.brokers as usize })?;
+        against_cluster(&topic, &Facts { broker_count: cluster.brokers as usize })?;
     }
     let secrets = config::secret_mounts(spec, kafka_secrets)?;
     let agent_config = config::agent(spec, &kafka, &topic)?;
@@ -71,8 +71,8 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
 }
 
 /// What depends on the Kafka cluster the spec points at (for a managed one, the brokers it asks for).
-pub fn against_cluster(topic: &Topic, observed: &Observed) -> Result<(), Invalid> {
-    let brokers = observed.broker_count;
+pub fn against_cluster(topic: &Topic, facts: &Facts) -> Result<(), Invalid> {
+    let brokers = facts.broker_count;
     if topic.replication_factor as usize > brokers {
         return Err(Invalid::new(
             "spec.kafka.topic.replicationFactor",

@@ -181,8 +181,8 @@ fn host_paths_are_the_glob_bases_and_extras_without_nesting() {
 #[test]
 fn replication_factor_is_checked_against_the_brokers() {
     let p = validate(&serde_json::from_value(base()).unwrap(), &defaults()).unwrap();
-    assert!(against_cluster(&p.topic, &Observed { broker_count: 3 }).is_ok());
-    let e = against_cluster(&p.topic, &Observed { broker_count: 1 }).unwrap_err();
+    assert!(against_cluster(&p.topic, &Facts { broker_count: 3 }).is_ok());
+    let e = against_cluster(&p.topic, &Facts { broker_count: 1 }).unwrap_err();
     assert_eq!(e.field, "spec.kafka.topic.replicationFactor");
 }
 

@@ -6,7 +6,7 @@
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::Api;
-use logpipe_operator::kafka_admin::{THROTTLED_REPLICAS, THROTTLE_RATES};
+use logpipe_operator::kafka::managed::admin::{THROTTLED_REPLICAS, THROTTLE_RATES};
 use logpipe_tests::kafka_sim::KafkaSim;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};

@@ -11,8 +11,9 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client};
 use logpipe_operator::crd::LogPipeline;
+use logpipe_operator::kafka::Settings as KafkaSettings;
 use logpipe_operator::metrics::Metrics;
-use logpipe_operator::reconcile::{self, Context, KafkaSettings};
+use logpipe_operator::reconcile::{self, Context};
 use logpipe_operator::validate::Defaults;
 use serde_json::json;
 use std::sync::Arc;
@@ -58,6 +59,7 @@ impl Operator {
             defaults: Defaults { collector_image: "logpipe/collector:test".into() },
             metrics: Arc::new(Metrics::default()),
             kafka: self.kafka.clone(),
+            backoff: Default::default(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let ns = self.namespace.clone();

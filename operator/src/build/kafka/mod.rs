@@ -1,7 +1,7 @@
 //! The objects of a managed Kafka: a KRaft controller quorum and the brokers, each a StatefulSet behind a
 //! headless Service, a bootstrap Service for clients, a PodDisruptionBudget per set, and one ConfigMap with
 //! both roles' server.properties and the start script. Both StatefulSets use `OnDelete`: the operator decides
-//! every restart (see `crate::scaling`). Volume claims are left to the StatefulSet's default (kept); a removed
+//! every restart (see `crate::kafka::managed::scaling`). Volume claims are left to the StatefulSet's default (kept); a removed
 //! broker's claim is deleted by the operator itself when the spec asks, once it has verified the broker empty,
 //! rather than by the StatefulSet controller on any scale-down (and `persistentVolumeClaimRetentionPolicy` is
 //! beta only from Kubernetes 1.27).
@@ -12,7 +12,7 @@ pub mod properties;
 mod tests;
 
 use super::config_maps::digest;
-use super::{labels, meta, selector_labels, Component, CONFIG_HASH_ANNOTATION};
+use super::{labels, meta, selector_labels, Child, Component, CONFIG_HASH_ANNOTATION};
 use crate::model::ManagedCluster;
 use crate::names::PipelineName;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
@@ -62,6 +62,16 @@ impl KafkaObjects {
     /// Controllers first: brokers cannot register without a quorum.
     pub fn stateful_sets(&self) -> [&StatefulSet; 2] {
         [&self.controllers, &self.brokers]
+    }
+
+    /// In apply order: the config and Services before the sets that use them, controllers before brokers.
+    pub fn into_children(self) -> Vec<Child> {
+        let mut children = vec![Child::ConfigMap(self.config_map)];
+        children.extend(self.services.into_iter().map(Child::Service));
+        children.extend(self.disruption_budgets.into_iter().map(Child::PodDisruptionBudget));
+        children.push(Child::StatefulSet(self.controllers));
+        children.push(Child::StatefulSet(self.brokers));
+        children
     }
 }
 

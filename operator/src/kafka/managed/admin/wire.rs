@@ -15,7 +15,7 @@ const CLIENT_ID: &str = "logpipe-operator";
 const MAX_FRAME: usize = 64 << 20;
 const UNSUPPORTED_VERSION: i16 = 35;
 
-pub struct Connection {
+pub struct Wire {
     stream: TcpStream,
     address: String,
     next_correlation: i32,
@@ -24,7 +24,7 @@ pub struct Connection {
     timeout: Duration,
 }
 
-impl Connection {
+impl Wire {
     pub async fn connect(address: &str, timeout: Duration) -> Result<Self, AdminError> {
         let connect = tokio::time::timeout(timeout, TcpStream::connect(address));
         let stream = connect

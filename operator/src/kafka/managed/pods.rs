@@ -1,7 +1,7 @@
 //! The broker pods as the scaling decision sees them: which ordinals run, which are ready, which run the
 //! StatefulSet's current revision. Pure, so it is table-tested.
 
-use crate::scaling::{BrokerId, BrokerPod};
+use super::scaling::{BrokerId, BrokerPod};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use std::collections::BTreeMap;
@@ -15,7 +15,10 @@ pub struct NotObserved(pub String);
 
 /// The pods of `set` by ordinal. Until the StatefulSet controller has seen the set's latest spec, its update
 /// revision is stale and no pod can be called current or stale.
-pub fn broker_pods(set: &StatefulSet, pods: &[Pod]) -> Result<BTreeMap<BrokerId, BrokerPod>, NotObserved> {
+pub fn broker_pods(set: Option<&StatefulSet>, pods: &[Pod]) -> Result<BTreeMap<BrokerId, BrokerPod>, NotObserved> {
+    let Some(set) = set else {
+        return Err(NotObserved("the StatefulSet does not exist yet".into()));
+    };
     let name = set.metadata.name.as_deref().unwrap_or_default();
     let status = set.status.clone().unwrap_or_default();
     let generation = set.metadata.generation.unwrap_or(0);
@@ -83,7 +86,7 @@ mod tests {
             ("no ordinal", pod("p-kafka-x", "p-kafka-new", "True", false), None),
         ];
         for (what, pod, want) in cases {
-            let got = broker_pods(&set(2, 2), std::slice::from_ref(&pod)).unwrap();
+            let got = broker_pods(Some(&set(2, 2)), std::slice::from_ref(&pod)).unwrap();
             let got = got.into_iter().next().map(|(b, p)| (b, p.ready, p.current));
             assert_eq!(got, want, "{what}");
         }
@@ -92,7 +95,8 @@ mod tests {
     #[test]
     fn nothing_is_judged_before_the_controller_saw_the_spec() {
         let pods = [pod("p-kafka-0", "p-kafka-new", "True", false)];
-        assert!(broker_pods(&set(3, 2), &pods).is_err());
-        assert_eq!(broker_pods(&set(3, 3), &pods).unwrap().len(), 1);
+        assert!(broker_pods(Some(&set(3, 2)), &pods).is_err());
+        assert_eq!(broker_pods(Some(&set(3, 3)), &pods).unwrap().len(), 1);
+        assert!(broker_pods(None, &pods).is_err());
     }
 }

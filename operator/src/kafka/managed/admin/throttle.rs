@@ -2,7 +2,7 @@
 //! throttled. Kafka never throttles a replica that is in sync, so "*" slows only the copies being built.
 
 use super::{Admin, AdminError, TOPIC_RESOURCE};
-use crate::scaling::BrokerId;
+use crate::kafka::managed::scaling::BrokerId;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::{DescribeConfigsRequest, IncrementalAlterConfigsRequest};

@@ -1,13 +1,13 @@
 //! A Kafka admin client over the Kafka protocol itself (the `kafka-protocol` crate on tokio), for what librdkafka
 //! does not offer: partition reassignments and the replica and ISR view that broker scaling is decided from.
 
-mod connection;
 mod throttle;
+mod wire;
 
-pub use connection::Connection;
 pub use throttle::{Throttle, RATES as THROTTLE_RATES, REPLICAS as THROTTLED_REPLICAS};
+pub use wire::Wire;
 
-use crate::scaling::{BrokerId, Move, Partition, Reassignment};
+use crate::kafka::managed::scaling::{BrokerId, Move, Partition, Reassignment};
 use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -59,7 +59,7 @@ pub enum Created {
 }
 
 pub struct Admin {
-    conn: Connection,
+    conn: Wire,
     /// How long the broker may take over a request that waits on the controller.
     operation_timeout: Duration,
 }
@@ -69,7 +69,7 @@ impl Admin {
     pub async fn connect(bootstrap: &str, timeout: Duration) -> Result<Self, AdminError> {
         let mut last = None;
         for address in bootstrap.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-            match Connection::connect(address, timeout).await {
+            match Wire::connect(address, timeout).await {
                 Ok(conn) => return Ok(Self { conn, operation_timeout: timeout }),
                 Err(e) => last = Some(e),
             }

@@ -1,14 +1,13 @@
 //! Carrying out one scaling decision: the StatefulSet's replicas, partition reassignments, a pod deleted for a
 //! restart; and what the status and the Events say about it.
 
-use super::{observe, Cluster, ManagedError};
+use super::admin::{Admin, AdminError, Throttle};
+use super::scaling::{Action, BrokerId, ClusterView, Decision, Move, Operation, Waiting};
+use super::{pods, Cluster, ManagedError};
 use crate::apply;
 use crate::build;
-use crate::kafka_admin::{Admin, AdminError, Throttle};
+use crate::events::Events;
 use crate::model::ManagedCluster;
-use crate::reconcile::events::Events;
-use crate::reconcile::Context;
-use crate::scaling::{Action, BrokerId, ClusterView, Decision, Move, Operation, Waiting};
 use crate::status::Scaling;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -23,12 +22,12 @@ pub(super) const REFUSED: &str = "Refused";
 const CLAIM: &str = "data";
 
 pub(super) struct Step<'a> {
-    pub cluster: &'a Cluster<'a>,
+    pub cluster: &'a Cluster,
     /// The cluster as the StatefulSets have it now.
     pub running: &'a ManagedCluster,
     /// What the decision was taken from.
     pub view: &'a ClusterView,
-    pub ctx: &'a Context,
+    pub client: &'a kube::Client,
     pub events: &'a Events<'a>,
 }
 
@@ -61,7 +60,7 @@ impl Step<'_> {
                 }
             },
             Action::Restart(b) => {
-                let set = self.cluster.pipeline.name.kafka_brokers();
+                let set = self.cluster.name.kafka_brokers();
                 self.delete_pod(&format!("{set}-{b}")).await?;
                 scaling(false, "RollingRestart", format!("restarting broker {b} onto the current configuration"))
             }
@@ -123,10 +122,10 @@ impl Step<'_> {
     /// Scale-up adds every new broker at once; scale-down removes the highest one, already verified empty, and
     /// its claim when the spec asks.
     async fn set_replicas(&self, n: u32) -> Result<(), ManagedError> {
-        let name = &self.cluster.pipeline.name;
+        let name = &self.cluster.name;
         let next = ManagedCluster { brokers: n, ..self.running.clone() };
-        let set = build::kafka::build(name, &next, Some(self.cluster.owner)).brokers;
-        apply::stateful_set(&self.ctx.client, name.namespace(), &set).await?;
+        let set = build::kafka::build(name, &next, Some(&self.cluster.owner)).brokers;
+        apply::stateful_set(self.client, name.namespace(), &set).await?;
         let from = self.running.brokers;
         if n > from {
             self.events.normal("BrokersAdded", format!("scaling the brokers from {from} to {n}")).await;
@@ -136,15 +135,15 @@ impl Step<'_> {
         self.events.normal("BrokerRemoved", format!("broker {removed} held no replica and was removed")).await;
         if self.cluster.spec.storage.delete_claim_on_scale_down {
             let claim = format!("{CLAIM}-{}-{removed}", name.kafka_brokers());
-            let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.ctx.client.clone(), name.namespace());
+            let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), name.namespace());
             delete(&claims, &claim).await?;
         }
         Ok(())
     }
 
     async fn delete_pod(&self, pod: &str) -> Result<(), ManagedError> {
-        let name = &self.cluster.pipeline.name;
-        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), name.namespace());
+        let name = &self.cluster.name;
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), name.namespace());
         delete(&pods, pod).await?;
         self.events.normal("Restarted", format!("deleted pod {pod} to restart it on the current configuration")).await;
         Ok(())
@@ -152,20 +151,20 @@ impl Step<'_> {
 
     /// Once the brokers are settled: the controller quorum, restarted one at a time onto the current configuration
     /// while every controller is up, and never resized. `None` when there is nothing to say.
-    pub async fn controllers(&self, set: &StatefulSet, pods: Vec<Pod>) -> Result<Option<Scaling>, ManagedError> {
+    pub async fn controllers(&self, set: Option<&StatefulSet>, pods: &[Pod]) -> Result<Option<Scaling>, ManagedError> {
         let operation = self.cluster.operation;
         let scaling =
             |reason, message| Some(Scaling { operation, settled: false, reason, message, reassigning_since: None });
-        let pods = match observe::broker_pods(set, &pods) {
+        let pods = match pods::broker_pods(set, pods) {
             Ok(pods) => pods,
-            Err(observe::NotObserved(message)) => return Ok(scaling("RolloutPending", message)),
+            Err(pods::NotObserved(message)) => return Ok(scaling("RolloutPending", message)),
         };
         let wanted = self.running.controllers;
         if let Some(down) = (0..wanted as BrokerId).find(|c| !pods.get(c).is_some_and(|p| p.ready)) {
             return Ok(scaling("ControllersStarting", format!("controller {down} is not ready")));
         }
         if let Some((&c, _)) = pods.iter().rev().find(|(_, p)| !p.current) {
-            let pod = format!("{}-{c}", self.cluster.pipeline.name.kafka_controllers());
+            let pod = format!("{}-{c}", self.cluster.name.kafka_controllers());
             self.delete_pod(&pod).await?;
             return Ok(scaling("RollingRestart", format!("restarting controller {c} onto the current configuration")));
         }

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::Resource;
 
-pub(super) struct Events<'a> {
+pub struct Events<'a> {
     recorder: &'a Recorder,
     reference: ObjectReference,
 }
