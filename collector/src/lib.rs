@@ -6,11 +6,12 @@
 
 pub mod agent;
 pub mod checkpoint;
-pub mod config;
 pub mod encode;
-pub mod http;
 pub mod indexer;
 pub mod metadata;
 pub mod parse;
 pub mod sink;
 pub mod tailer;
+
+pub use logpipe_config as config;
+pub use logpipe_http as http;

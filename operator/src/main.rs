@@ -92,7 +92,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.http_listen)
         .await
         .with_context(|| format!("listening on {}", args.http_listen))?;
-    tokio::spawn(logpipe_collector::http::serve(listener, Arc::clone(&metrics)));
+    tokio::spawn(logpipe_http::serve(listener, Arc::clone(&metrics)));
     metrics.set_started();
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let elector = args.leader_election.then(|| {

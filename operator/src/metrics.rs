@@ -77,7 +77,7 @@ impl Metrics {
     }
 }
 
-impl logpipe_collector::http::Health for Metrics {
+impl logpipe_http::Health for Metrics {
     fn registry(&self) -> &Registry {
         &self.registry
     }

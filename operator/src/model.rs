@@ -3,7 +3,7 @@
 
 use crate::names::PipelineName;
 use k8s_openapi::api::core::v1::{ResourceRequirements, SecretKeySelector, Toleration};
-use logpipe_collector::config::{AgentConfig, IndexerConfig};
+use logpipe_config::{AgentConfig, IndexerConfig};
 use std::collections::BTreeMap;
 
 /// Where the pods find what the operator mounts; the rendered configs refer to these paths.

@@ -113,11 +113,13 @@ async fn invalid_spec_is_reported_and_the_running_children_stay() {
     let ds_api = Api::<DaemonSet>::namespaced(op.client.clone(), &op.namespace);
     let before = ds_api.get(&format!("{a}-collector")).await.unwrap();
 
+    // The schema lists the processors' fields, not which go with which type: a rename without `to` passes the API
+    // server and is refused by the operator, naming the processor.
     let mut broken = pipeline(&a, &a);
-    broken["spec"]["indexer"]["processors"] = json!([{"type": "explode", "field": "message"}]);
+    broken["spec"]["indexer"]["processors"] = json!([{"type": "rename", "from": "message"}]);
     op.apply(broken).await;
     let message = op.condition(&a, "ConfigValid", "False").await;
-    assert!(message.contains("spec.indexer.processors[0]") && message.contains("explode"), "{message}");
+    assert!(message.contains("spec.indexer.processors[0]") && message.contains("`to`"), "{message}");
     let ready = op.condition(&a, "Ready", "False").await;
     assert!(ready.contains("left as they were"), "{ready}");
     wait_event(&op, &a, "InvalidSpec").await;
@@ -128,6 +130,12 @@ async fn invalid_spec_is_reported_and_the_running_children_stay() {
     // The operator goes on with other pipelines.
     op.apply(pipeline(&b, &b)).await;
     op.condition(&b, "ConfigValid", "True").await;
+
+    // A processor type the indexer does not have is refused by the API server's schema (the indexer's own list).
+    let mut unknown = pipeline(&a, &a);
+    unknown["spec"]["indexer"]["processors"] = json!([{"type": "explode", "field": "message"}]);
+    let refused = op.pipelines.patch(&a, &PatchParams::apply("test").force(), &Patch::Apply(&unknown)).await;
+    assert!(refused.unwrap_err().to_string().contains("spec.indexer.processors.type"));
 
     // A number past its bound is refused by the API server's schema: it never reaches the operator's watch.
     let mut huge = pipeline(&a, &a);

@@ -236,7 +236,7 @@ impl TailHandler for Handler {
             self.emitter.emit(file.id, out, rec, Marks { truncated: true, ..Marks::default() });
             *split = truncated.then_some(stream);
         } else {
-            let format = *format.get_or_insert_with(|| self.format.resolve(bytes));
+            let format = *format.get_or_insert_with(|| parse::resolve(self.format, bytes));
             match parse::parse(format, bytes) {
                 Ok(parsed) => {
                     let stream = parsed.stream;

@@ -8,90 +8,12 @@
 //! from these fields only, so what a pod prints cannot choose where its documents go.
 
 use super::fields;
-use serde::{Deserialize, Serialize};
+use logpipe_config::processor::touches_agent_field;
+pub use logpipe_config::processor::{within_agent_field, ProcessorConfig, AGENT_FIELDS};
 use serde_json::Value;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", deny_unknown_fields, rename_all = "snake_case")]
-pub enum ProcessorConfig {
-    /// Parses the JSON text in `field` into `target` (default: merged into the document's root).
-    ParseJson {
-        field: String,
-        #[serde(default)]
-        target: Option<String>,
-    },
-    /// Sets `@timestamp` from an RFC 3339 text field.
-    Timestamp {
-        field: String,
-    },
-    /// Sets `log.level` (lower case) from a field.
-    Level {
-        field: String,
-    },
-    Rename {
-        from: String,
-        to: String,
-    },
-    Add {
-        field: String,
-        value: Value,
-    },
-    Remove {
-        fields: Vec<String>,
-    },
-    /// Drops the document when the field's text equals one of `values`.
-    Drop {
-        field: String,
-        values: Vec<String>,
-    },
-}
-
-/// The fields the agent writes into every document (docs/record-format.md).
-pub const AGENT_FIELDS: [&str; 7] = ["kubernetes", "host", "log.file", "log.offset", "stream", "@timestamp", "logpipe"];
 
 /// Where application fields that named agent fields are kept, as the JSON text of an object keyed by their paths.
 const REFUSED_FIELDS: &str = "logpipe.refused_fields";
-
-/// `path` is an agent field or lies inside one.
-pub fn within_agent_field(path: &str) -> bool {
-    AGENT_FIELDS.iter().any(|f| path == *f || path.strip_prefix(f).is_some_and(|rest| rest.starts_with('.')))
-}
-
-/// Writing `path` would change an agent field: it is one, lies inside one, or holds one (`log` holds `log.file`).
-fn touches_agent_field(path: &str) -> bool {
-    within_agent_field(path) || AGENT_FIELDS.iter().any(|f| f.strip_prefix(path).is_some_and(|r| r.starts_with('.')))
-}
-
-impl ProcessorConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        let written: Vec<&str> = match self {
-            ProcessorConfig::ParseJson { target, .. } => target.iter().map(String::as_str).collect(),
-            ProcessorConfig::Rename { from, to } => vec![from, to],
-            ProcessorConfig::Add { field, .. } => vec![field],
-            ProcessorConfig::Remove { fields } => fields.iter().map(String::as_str).collect(),
-            ProcessorConfig::Timestamp { .. } | ProcessorConfig::Level { .. } | ProcessorConfig::Drop { .. } => vec![],
-        };
-        if let Some(field) = written.iter().find(|f| touches_agent_field(f)) {
-            return Err(format!(
-                "{self:?}: {field:?} is written by the agent ({}); processors may read it, not change it",
-                AGENT_FIELDS.join(", ")
-            ));
-        }
-        let empty = match self {
-            ProcessorConfig::ParseJson { field, .. }
-            | ProcessorConfig::Timestamp { field }
-            | ProcessorConfig::Level { field }
-            | ProcessorConfig::Add { field, .. }
-            | ProcessorConfig::Drop { field, .. } => field.is_empty(),
-            ProcessorConfig::Rename { from, to } => from.is_empty() || to.is_empty(),
-            ProcessorConfig::Remove { fields } => fields.iter().any(String::is_empty),
-        };
-        if empty {
-            return Err(format!("{self:?}: field names must not be empty"));
-        }
-        Ok(())
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -283,37 +205,5 @@ mod tests {
             json!({"kubernetes": {"namespace": "victim"}, "host.name": "evil", "log.offset": 1,
                    "@timestamp": "2000-01-01T00:00:00Z", "logpipe": {"piece": 3}})
         );
-    }
-
-    #[test]
-    fn processors_that_would_write_agent_fields_are_refused() {
-        let refused = [
-            json!({"type": "rename", "from": "msg", "to": "kubernetes.namespace"}),
-            json!({"type": "rename", "from": "host.name", "to": "x"}),
-            json!({"type": "add", "field": "log", "value": 1}),
-            json!({"type": "add", "field": "@timestamp", "value": "2000-01-01T00:00:00Z"}),
-            json!({"type": "remove", "fields": ["msg", "stream"]}),
-            json!({"type": "parse_json", "field": "message", "target": "logpipe.app"}),
-        ];
-        for p in refused {
-            let p: ProcessorConfig = serde_json::from_value(p.clone()).unwrap();
-            assert!(p.validate().is_err(), "{p:?}");
-        }
-        let allowed = [
-            json!({"type": "add", "field": "log.level", "value": "info"}),
-            json!({"type": "rename", "from": "msg", "to": "hostname"}),
-            json!({"type": "timestamp", "field": "ts"}),
-            json!({"type": "drop", "field": "kubernetes.namespace", "values": ["noisy"]}),
-        ];
-        for p in allowed {
-            let p: ProcessorConfig = serde_json::from_value(p.clone()).unwrap();
-            assert_eq!(p.validate(), Ok(()), "{p:?}");
-        }
-    }
-
-    #[test]
-    fn empty_field_names_are_rejected() {
-        let p: ProcessorConfig = serde_json::from_value(json!({"type": "rename", "from": "", "to": "x"})).unwrap();
-        assert!(p.validate().is_err());
     }
 }

@@ -9,6 +9,8 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::Arc;
 
+pub use logpipe_config::index_name::{IndexName, IndexNameError, Part};
+
 /// Where an index name's fields come from: a parsed document, or what a [`Lookup`] read of a raw one.
 pub trait FieldSource {
     fn text(&self, path: &str) -> Option<Cow<'_, str>>;
@@ -29,116 +31,37 @@ impl FieldSource for Found<'_, '_> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Text(String),
-    Field(String),
-    Year,
-    Month,
-    Day,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexName(Vec<Part>);
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum IndexNameError {
-    #[error("unclosed '{{' in index name template")]
-    Unclosed,
-    #[error("unknown date code %{0} (use %Y, %m, %d)")]
-    DateCode(char),
-    #[error("empty index name template")]
-    Empty,
-}
-
 const TIMESTAMP: &str = "@timestamp";
 
 /// What a field that is missing from a document becomes in its index name.
 const MISSING: &str = "_none";
 
-impl IndexName {
-    pub fn parse(template: &str) -> Result<Self, IndexNameError> {
-        let mut parts = Vec::new();
-        let mut chars = template.chars();
-        let mut text = String::new();
-        while let Some(c) = chars.next() {
-            let part = match c {
-                '{' => {
-                    let mut field = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') if !field.is_empty() => break,
-                            Some('}') | None => return Err(IndexNameError::Unclosed),
-                            Some(c) => field.push(c),
-                        }
-                    }
-                    Part::Field(field)
-                }
-                '%' => match chars.next() {
-                    Some('Y') => Part::Year,
-                    Some('m') => Part::Month,
-                    Some('d') => Part::Day,
-                    Some(other) => return Err(IndexNameError::DateCode(other)),
-                    None => return Err(IndexNameError::DateCode(' ')),
-                },
-                c => {
-                    text.push(c);
-                    continue;
-                }
-            };
-            if !text.is_empty() {
-                parts.push(Part::Text(std::mem::take(&mut text).to_lowercase()));
-            }
-            parts.push(part);
-        }
-        if !text.is_empty() {
-            parts.push(Part::Text(text.to_lowercase()));
-        }
-        if parts.is_empty() {
-            return Err(IndexNameError::Empty);
-        }
-        Ok(Self(parts))
-    }
-
-    /// The index of `doc` into `out`, which is cleared first; `fallback_ms` is the Kafka record's timestamp.
-    pub fn render(&self, doc: &impl FieldSource, fallback_ms: i64, out: &mut String) {
-        out.clear();
-        let date = doc
-            .text(TIMESTAMP)
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .or_else(|| DateTime::from_timestamp_millis(fallback_ms))
-            .unwrap_or_default();
-        for part in &self.0 {
-            match part {
-                Part::Text(t) => out.push_str(t),
-                Part::Field(f) => match doc.text(f) {
-                    Some(v) => out.extend(v.chars().map(safe_char)),
-                    None => out.push_str(MISSING),
-                },
-                Part::Year => push_digits(out, date.year().unsigned_abs(), 4),
-                Part::Month => push_digits(out, date.month(), 2),
-                Part::Day => push_digits(out, date.day(), 2),
-            }
+/// The index of `doc` into `out`, which is cleared first; `fallback_ms` is the Kafka record's timestamp.
+pub fn render(name: &IndexName, doc: &impl FieldSource, fallback_ms: i64, out: &mut String) {
+    out.clear();
+    let date = doc
+        .text(TIMESTAMP)
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|| DateTime::from_timestamp_millis(fallback_ms))
+        .unwrap_or_default();
+    for part in name.parts() {
+        match part {
+            Part::Text(t) => out.push_str(t),
+            Part::Field(f) => match doc.text(f) {
+                Some(v) => out.extend(v.chars().map(safe_char)),
+                None => out.push_str(MISSING),
+            },
+            Part::Year => push_digits(out, date.year().unsigned_abs(), 4),
+            Part::Month => push_digits(out, date.month(), 2),
+            Part::Day => push_digits(out, date.day(), 2),
         }
     }
+}
 
-    /// The fields the name is made of.
-    pub fn fields(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().filter_map(|p| if let Part::Field(f) = p { Some(f.as_str()) } else { None })
-    }
-
-    /// What `render` reads of a document, for reading raw documents in one pass.
-    pub fn lookup(&self) -> Lookup {
-        Lookup::new(std::iter::once(TIMESTAMP).chain(self.fields()))
-    }
-
-    /// The text before the first field or date code, then `*`: the pattern an index template matches.
-    pub fn pattern(&self) -> String {
-        let prefix: String =
-            self.0.iter().map_while(|p| if let Part::Text(t) = p { Some(t.as_str()) } else { None }).collect();
-        format!("{prefix}*")
-    }
+/// What `render` reads of a document, for reading raw documents in one pass.
+pub fn lookup(name: &IndexName) -> Lookup {
+    Lookup::new(std::iter::once(TIMESTAMP).chain(name.fields()))
 }
 
 /// Where documents go: one data stream, or an index named from each document.
@@ -152,7 +75,7 @@ pub struct Destination {
 
 impl Destination {
     pub fn new(index: IndexName, data_stream: Option<String>) -> Self {
-        let lookup = if data_stream.is_some() { Lookup::new([]) } else { index.lookup() };
+        let lookup = if data_stream.is_some() { Lookup::new([]) } else { lookup(&index) };
         Self { data_stream: data_stream.map(Arc::from), index, lookup }
     }
 
@@ -170,7 +93,7 @@ impl Destination {
         if let Some(ds) = &self.data_stream {
             return Arc::clone(ds);
         }
-        self.index.render(doc, fallback_ms, &mut names.scratch);
+        render(&self.index, doc, fallback_ms, &mut names.scratch);
         names.intern()
     }
 }
@@ -223,7 +146,7 @@ mod tests {
 
     fn rendered(name: &IndexName, doc: &impl FieldSource, fallback_ms: i64) -> String {
         let mut out = String::new();
-        name.render(doc, fallback_ms, &mut out);
+        render(name, doc, fallback_ms, &mut out);
         out
     }
 
@@ -251,19 +174,9 @@ mod tests {
         let parsed = serde_json::from_str::<Value>(text).unwrap();
         for template in ["logs-{kubernetes.namespace}-%Y.%m.%d", "{kubernetes.pod.n}-{m}-{missing.x}", "{m.x}"] {
             let name = IndexName::parse(template).unwrap();
-            let lookup = name.lookup();
+            let lookup = lookup(&name);
             let raw = lookup.read(text.as_bytes()).unwrap();
             assert_eq!(rendered(&name, &raw, 0), rendered(&name, &parsed, 0), "{template}");
         }
-    }
-
-    #[test]
-    fn parse_errors_and_patterns() {
-        assert_eq!(IndexName::parse("logs-{ns"), Err(IndexNameError::Unclosed));
-        assert_eq!(IndexName::parse("logs-%H"), Err(IndexNameError::DateCode('H')));
-        assert_eq!(IndexName::parse(""), Err(IndexNameError::Empty));
-        assert_eq!(IndexName::parse("logs-{}"), Err(IndexNameError::Unclosed));
-        assert_eq!(IndexName::parse("logs-{a}-%Y.%m.%d").unwrap().pattern(), "logs-*");
-        assert_eq!(IndexName::parse("{a}").unwrap().pattern(), "*");
     }
 }

@@ -11,20 +11,8 @@ mod props;
 pub use assemble::{Assembler, Record};
 pub use multiline::Multiline;
 
-use serde::{Deserialize, Serialize};
+pub use logpipe_config::FormatChoice;
 use std::borrow::Cow;
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FormatChoice {
-    /// Detected per file from its first line.
-    #[default]
-    Auto,
-    Cri,
-    Docker,
-    /// Each line is a message; no time or stream in it.
-    Raw,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -33,17 +21,15 @@ pub enum Format {
     Raw,
 }
 
-impl FormatChoice {
-    /// The format of a file whose first line is `first_line`.
-    pub fn resolve(self, first_line: &[u8]) -> Format {
-        match self {
-            FormatChoice::Cri => Format::Cri,
-            FormatChoice::Docker => Format::Docker,
-            FormatChoice::Raw => Format::Raw,
-            FormatChoice::Auto if docker::parse(first_line).is_ok() => Format::Docker,
-            FormatChoice::Auto if cri::parse(first_line).is_ok() => Format::Cri,
-            FormatChoice::Auto => Format::Raw,
-        }
+/// The format of a file whose first line is `first_line`.
+pub fn resolve(choice: FormatChoice, first_line: &[u8]) -> Format {
+    match choice {
+        FormatChoice::Cri => Format::Cri,
+        FormatChoice::Docker => Format::Docker,
+        FormatChoice::Raw => Format::Raw,
+        FormatChoice::Auto if docker::parse(first_line).is_ok() => Format::Docker,
+        FormatChoice::Auto if cri::parse(first_line).is_ok() => Format::Cri,
+        FormatChoice::Auto => Format::Raw,
     }
 }
 

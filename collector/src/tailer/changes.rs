@@ -2,8 +2,9 @@
 //! directories asks for a scan now instead of at the next interval. Polling stays the ground truth; a watcher that
 //! cannot start (inotify limits) only costs latency.
 
+use logpipe_config::glob_base_dir as base_dir;
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -62,37 +63,9 @@ fn base_dirs(include: &[String]) -> Vec<PathBuf> {
     dirs
 }
 
-/// The leading components of a glob pattern that hold no glob syntax: the directory every match lies under.
-pub fn base_dir(pattern: &Path) -> PathBuf {
-    let mut base = PathBuf::new();
-    for c in pattern.components() {
-        let literal = match c {
-            Component::Normal(s) => !s.to_string_lossy().contains(['*', '?', '[', '{']),
-            _ => true,
-        };
-        if !literal {
-            return base;
-        }
-        base.push(c);
-    }
-    base.parent().map(Path::to_path_buf).unwrap_or(base)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_dir_table() {
-        for (pattern, base) in [
-            ("/var/log/pods/*/*/*.log", "/var/log/pods"),
-            ("/var/log/containers/*.log", "/var/log/containers"),
-            ("/var/log/app.log", "/var/log"),
-            ("logs/[ab]/x.log", "logs"),
-        ] {
-            assert_eq!(base_dir(Path::new(pattern)), Path::new(base), "{pattern}");
-        }
-    }
 
     #[test]
     fn a_new_file_is_noticed() {

@@ -15,8 +15,8 @@ mod discover;
 mod file;
 mod fingerprint;
 
-pub use changes::base_dir as glob_base_dir;
 pub use fingerprint::{file_key, FileKey, UNKNOWN_FINGERPRINT};
+pub use logpipe_config::glob_base_dir;
 
 use changes::Changes;
 use discover::{rotated_siblings, Globs};

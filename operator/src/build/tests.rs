@@ -1,7 +1,7 @@
 use super::*;
 use crate::crd::LogPipeline;
 use crate::validate::{validate, Defaults};
-use logpipe_collector::config::{AgentConfig, IndexerConfig};
+use logpipe_config::{AgentConfig, IndexerConfig};
 use serde_json::{json, Value};
 
 fn pipeline(spec_patch: impl FnOnce(&mut Value)) -> Pipeline {

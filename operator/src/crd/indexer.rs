@@ -35,17 +35,12 @@ pub struct IndexerSpec {
     pub node_selector: BTreeMap<String, String>,
 }
 
-/// A list of objects with a `type`; the operator checks each against the indexer's processor definitions.
-fn processors_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "array",
-        "items": {
-            "type": "object",
-            "required": ["type"],
-            "properties": {"type": {"type": "string"}},
-            "x-kubernetes-preserve-unknown-fields": true
-        }
-    })
+/// The processors' schema is the indexer's own definition; the field stays untyped JSON here so that a processor
+/// the API server accepts but the indexer would not (a field of another type) is refused by the operator with a
+/// status condition naming it, rather than failing to decode the whole LogPipeline.
+fn processors_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let items = logpipe_config::ProcessorConfig::json_schema(generator);
+    schemars::json_schema!({"type": "array", "items": items})
 }
 
 /// The Elasticsearch cluster.

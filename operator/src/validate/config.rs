@@ -6,13 +6,13 @@ use super::Invalid;
 use crate::crd::{CollectorSpec, CredentialsKind, LogFormat, LogPipelineSpec};
 use crate::model::{paths, EsCredentialsSecret, KafkaTarget, SecretMounts, Topic};
 use crate::names::PipelineName;
-use logpipe_collector::config::{
+use logpipe_config::FormatChoice;
+use logpipe_config::ProcessorConfig;
+use logpipe_config::{
     AgentConfig, BulkConfig, Compression, ElasticsearchConfig, EsAuth, FilterConfig, IndexConfig, IndexerConfig,
     KafkaSinkConfig, KafkaSourceConfig, KubernetesConfig, MetadataMode, MultilineConfig, SinkConfig, Validate,
     DEFAULT_OPT_OUT_ANNOTATION,
 };
-use logpipe_collector::indexer::ProcessorConfig;
-use logpipe_collector::parse::FormatChoice;
 use std::path::{Path, PathBuf};
 
 const LISTEN: &str = "0.0.0.0:2020";
@@ -148,7 +148,7 @@ pub(super) fn secret_mounts(spec: &LogPipelineSpec, kafka: KafkaSecrets) -> Resu
 /// The node directories the collector reads: where each glob starts, and the extra paths; none inside another.
 pub(super) fn host_paths(spec: &CollectorSpec, config: &AgentConfig) -> Result<Vec<String>, Invalid> {
     let mut dirs: Vec<PathBuf> =
-        config.tail.include.iter().map(|p| logpipe_collector::tailer::glob_base_dir(Path::new(p))).collect();
+        config.tail.include.iter().map(|p| logpipe_config::glob_base_dir(Path::new(p))).collect();
     dirs.extend(spec.extra_host_paths.iter().map(PathBuf::from));
     if let Some(bad) = dirs.iter().find(|d| !d.is_absolute() || d == &Path::new("/")) {
         return Err(Invalid::new(

@@ -4,7 +4,7 @@ use crate::crd::{KafkaSpec, TopicSpec};
 use crate::model::{paths, KafkaTarget, ManagedCluster, SaslSecret, Topic};
 use crate::names::PipelineName;
 use k8s_openapi::api::core::v1::SecretKeySelector;
-use logpipe_collector::config::check_topic;
+use logpipe_config::check_topic;
 use std::collections::BTreeMap;
 
 /// Secrets the Kafka connection needs mounted.

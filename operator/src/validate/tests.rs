@@ -98,7 +98,7 @@ fn managed_kafka_points_the_pipeline_at_its_bootstrap_service() {
     assert_eq!(p.kafka.bootstrap_servers, format!("{}.{ns}.svc:9092", p.name.kafka_bootstrap()));
     assert!(p.kafka.properties.is_empty());
     assert_eq!(p.managed.as_ref().map(|m| m.brokers), Some(3));
-    let logpipe_collector::config::SinkConfig::Kafka(sink) = &p.agent_config.sink else { panic!("not Kafka") };
+    let logpipe_config::SinkConfig::Kafka(sink) = &p.agent_config.sink else { panic!("not Kafka") };
     assert_eq!(sink.bootstrap_servers, p.kafka.bootstrap_servers);
 }
 

@@ -1,15 +1,29 @@
-//! Configuration files of the collector. These types are the one definition of the format: the operator renders its
-//! ConfigMaps from them and the collector parses them, so the two cannot drift.
+//! logpipe's configuration: the agent's and the indexer's config files with their validation, and the types they
+//! are made of (log formats, processors, index name templates). These types are the one definition of the format:
+//! the operator renders its ConfigMaps from them and the collector parses them, so the two cannot drift; and the
+//! operator links this crate, not the data plane.
+//!
+//! With the `schemars` feature, [`ProcessorConfig`] describes itself as a Kubernetes structural schema, for the
+//! LogPipeline CRD.
 
 mod agent;
+mod format;
+pub mod index_name;
 mod indexer;
 mod kubernetes;
+mod paths;
+pub mod processor;
 mod sink;
 
 pub use agent::{AgentConfig, MultilineConfig, ParseConfig, ReadFrom, TailConfig};
 pub use indexer::{BulkConfig, ElasticsearchConfig, EsAuth, IndexConfig, IndexerConfig, KafkaSourceConfig};
 pub use kubernetes::{FilterConfig, KubernetesConfig, MetadataMode, DEFAULT_OPT_OUT_ANNOTATION};
 pub use sink::{check_topic, Compression, FileSinkConfig, KafkaSinkConfig, SinkConfig};
+
+pub use format::FormatChoice;
+pub use index_name::{IndexName, IndexNameError};
+pub use paths::glob_base_dir;
+pub use processor::ProcessorConfig;
 
 use std::path::{Path, PathBuf};
 

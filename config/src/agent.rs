@@ -105,7 +105,7 @@ pub enum ReadFrom {
 #[serde(deny_unknown_fields, default, rename_all = "snake_case")]
 pub struct ParseConfig {
     /// Line format: `auto` (per file, from its first line), `cri`, `docker` or `raw`.
-    pub format: crate::parse::FormatChoice,
+    pub format: crate::FormatChoice,
     /// Cap on a line joined from partial chunks (CRI `P`, docker lines without `\n`); beyond it the record is
     /// emitted and marked, and the rest starts a new record.
     pub max_joined_bytes: usize,
@@ -115,7 +115,7 @@ pub struct ParseConfig {
 
 impl Default for ParseConfig {
     fn default() -> Self {
-        Self { format: crate::parse::FormatChoice::Auto, max_joined_bytes: 1 << 20, multiline: None }
+        Self { format: crate::FormatChoice::Auto, max_joined_bytes: 1 << 20, multiline: None }
     }
 }
 

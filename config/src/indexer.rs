@@ -17,7 +17,7 @@ pub struct IndexerConfig {
     pub bulk: BulkConfig,
     /// Applied in order to every document before it is indexed.
     #[serde(default)]
-    pub processors: Vec<crate::indexer::ProcessorConfig>,
+    pub processors: Vec<crate::ProcessorConfig>,
     /// Topic for records Elasticsearch rejects (mapping errors) and records that are not JSON; with the error.
     pub dead_letter_topic: String,
     /// Address of `/metrics`, `/healthz` and `/readyz`; none when unset.
@@ -169,17 +169,13 @@ impl Validate for IndexerConfig {
         if self.dead_letter_topic == self.kafka.topic {
             return Err(("dead_letter_topic", "must differ from kafka.topic".into()));
         }
-        let url = self
-            .elasticsearch
-            .url
-            .parse::<elasticsearch::http::Url>()
-            .map_err(|e| ("elasticsearch.url", e.to_string()))?;
+        let url = self.elasticsearch.url.parse::<url::Url>().map_err(|e| ("elasticsearch.url", e.to_string()))?;
         if !["http", "https"].contains(&url.scheme()) {
             return Err(("elasticsearch.url", "must be http or https".into()));
         }
-        let name = crate::indexer::IndexName::parse(&self.index.name).map_err(|e| ("index.name", e.to_string()))?;
+        let name = crate::IndexName::parse(&self.index.name).map_err(|e| ("index.name", e.to_string()))?;
         // A field a pod can print would let it choose another namespace's index.
-        if let Some(f) = name.fields().find(|f| !crate::indexer::within_agent_field(f) || f.starts_with("logpipe")) {
+        if let Some(f) = name.fields().find(|f| !crate::processor::within_agent_field(f) || f.starts_with("logpipe")) {
             let reason = format!("{{{f}}} is not a field the agent sets (kubernetes.*, host.*, log.file.path, stream)");
             return Err(("index.name", reason));
         }
