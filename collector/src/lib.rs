@@ -8,6 +8,7 @@ pub mod agent;
 pub mod checkpoint;
 pub mod encode;
 pub mod indexer;
+pub mod librdkafka;
 pub mod metadata;
 pub mod parse;
 pub mod sink;

@@ -28,8 +28,6 @@ use std::time::{Duration, Instant};
 const RELEASE_AFTER: Duration = Duration::from_secs(5);
 /// Scans asked for by inotify come at most this often: a burst of new files costs one scan, not one each.
 const MIN_SCAN_GAP: Duration = Duration::from_millis(50);
-/// How long each request of the scan for records delivered by the previous run may take.
-const RECOVERY_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The read-back is tried again after this, doubling up to `RECOVERY_MAX_PAUSE`, while Kafka cannot answer.
 const RECOVERY_FIRST_PAUSE: Duration = Duration::from_secs(1);
 const RECOVERY_MAX_PAUSE: Duration = Duration::from_secs(30);
@@ -318,7 +316,7 @@ impl Agent {
 
 type OpenedSink = (Box<dyn Sink>, HashMap<FileKey, HashMap<u64, u64>>, BTreeMap<i32, i64>);
 
-/// The configured sink; for Kafka, also what the previous run delivered after its checkpoint.
+/// The configured sink, and what the previous run delivered after its checkpoint as the sink read it back.
 fn open_sink(
     config: &AgentConfig,
     host: &str,
@@ -326,35 +324,35 @@ fn open_sink(
     metrics: &AgentMetrics,
     stop: &AtomicBool,
 ) -> Result<OpenedSink, AgentError> {
-    Ok(match &config.sink {
-        SinkConfig::Stdout => (Box::new(WriterSink::stdout()), HashMap::new(), BTreeMap::new()),
-        SinkConfig::File(f) => (Box::new(WriterSink::file(&f.path)?), HashMap::new(), BTreeMap::new()),
-        SinkConfig::Null => (Box::<NullSink>::default(), HashMap::new(), BTreeMap::new()),
+    let mut sink: Box<dyn Sink> = match &config.sink {
+        SinkConfig::Stdout => Box::new(WriterSink::stdout()),
+        SinkConfig::File(f) => Box::new(WriterSink::file(&f.path)?),
+        SinkConfig::Null => Box::<NullSink>::default(),
         SinkConfig::Kafka(k) => {
-            let base = sink::client_config(k).map_err(SinkError::from)?;
-            let scan_from = restored.map(|c| &c.kafka_scan_from);
-            let prefix = format!("{host}/");
-            let found = read_back(stop, || {
-                sink::find_delivered(&base, &k.topic, scan_from, &prefix, RECOVERY_REQUEST_TIMEOUT)
-            })?;
-            let mut delivered: HashMap<FileKey, HashMap<u64, u64>> = HashMap::new();
-            for (source, offsets) in found.by_source {
-                if let Some(key) = source.strip_prefix(&prefix).and_then(|k| k.parse().ok()) {
-                    delivered.entry(key).or_default().extend(offsets);
-                }
-            }
-            let found_count: usize = delivered.values().map(HashMap::len).sum();
-            metrics.recovered(found.took, found.scanned);
-            tracing::info!(
-                records = found_count,
-                scanned = found.scanned,
-                seconds = found.took.as_secs_f64(),
-                "read back what the previous run delivered after its checkpoint; those records are not sent again"
-            );
             let ends_every = Duration::from_millis(config.checkpoint_interval_ms).max(Duration::from_secs(1));
-            (Box::new(KafkaSink::new(k, ends_every).map_err(SinkError::from)?), delivered, found.ends)
+            Box::new(KafkaSink::new(k, ends_every).map_err(SinkError::from)?)
         }
-    })
+    };
+    let scan_from = restored.map(|c| &c.kafka_scan_from);
+    let prefix = format!("{host}/");
+    let Some(found) = read_back(stop, || sink.recover(scan_from, &prefix))? else {
+        return Ok((sink, HashMap::new(), BTreeMap::new()));
+    };
+    let mut delivered: HashMap<FileKey, HashMap<u64, u64>> = HashMap::new();
+    for (source, offsets) in found.by_source {
+        if let Some(key) = source.strip_prefix(&prefix).and_then(|k| k.parse().ok()) {
+            delivered.entry(key).or_default().extend(offsets);
+        }
+    }
+    let found_count: usize = delivered.values().map(HashMap::len).sum();
+    metrics.recovered(found.took, found.scanned);
+    tracing::info!(
+        records = found_count,
+        scanned = found.scanned,
+        seconds = found.took.as_secs_f64(),
+        "read back what the previous run delivered after its checkpoint; those records are not sent again"
+    );
+    Ok((sink, delivered, found.ends))
 }
 
 /// Runs the read-back until it succeeds: Kafka down at start (a broker rolling, a cluster still coming up) is
@@ -362,8 +360,8 @@ fn open_sink(
 /// is back.
 fn read_back(
     stop: &AtomicBool,
-    mut attempt: impl FnMut() -> Result<sink::Delivered, RecoveryError>,
-) -> Result<sink::Delivered, AgentError> {
+    mut attempt: impl FnMut() -> Result<Option<sink::Delivered>, SinkError>,
+) -> Result<Option<sink::Delivered>, AgentError> {
     let mut pause = RECOVERY_FIRST_PAUSE;
     loop {
         match attempt() {

@@ -1,12 +1,37 @@
 //! The checkpoint file: written to a temporary file, fsynced, renamed over the old one, and the directory fsynced,
 //! so a crash at any moment leaves either the old or the new checkpoint, never a torn one.
+//!
+//! The file says which format it is in (`"version"`). A file without one was written before the field existed, in
+//! what is now version 1. A version newer than this agent knows (after a downgrade) stops the agent with a clear
+//! error: guessing at a format it does not know could skip lines or send them twice.
 
 use super::Checkpoint;
+use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 const FILE_NAME: &str = "checkpoints.json";
+/// The format this agent writes and the newest it reads.
+pub const VERSION: u32 = 1;
+
+/// The file as written: the version beside the checkpoint's own fields.
+#[derive(Serialize)]
+struct Versioned<'a> {
+    version: u32,
+    #[serde(flatten)]
+    checkpoint: &'a Checkpoint,
+}
+
+#[derive(Deserialize)]
+struct Version {
+    #[serde(default = "unversioned")]
+    version: u32,
+}
+
+fn unversioned() -> u32 {
+    1
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -20,6 +45,11 @@ pub enum StoreError {
     Write { path: PathBuf, source: io::Error },
     #[error("cannot move the unreadable checkpoint {path} aside: {source}")]
     SetAside { path: PathBuf, source: io::Error },
+    #[error(
+        "checkpoint {path} is in format version {found}, newer than the {VERSION} this agent reads (was the agent \
+         downgraded?); run the release that wrote it, or move the file aside to read every file again"
+    )]
+    Newer { path: PathBuf, found: u32 },
 }
 
 /// What a start finds in the state directory.
@@ -54,7 +84,12 @@ impl CheckpointStore {
         let path = self.path();
         match fs::read(&path) {
             Ok(bytes) => {
-                serde_json::from_slice(&bytes).map(Some).map_err(|source| StoreError::Corrupt { path, source })
+                let corrupt = |source| StoreError::Corrupt { path: path.clone(), source };
+                let Version { version } = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                if version > VERSION {
+                    return Err(StoreError::Newer { path, found: version });
+                }
+                serde_json::from_slice(&bytes).map(Some).map_err(corrupt)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StoreError::Read { path, source }),
@@ -84,7 +119,8 @@ impl CheckpointStore {
         let write = || -> io::Result<()> {
             let tmp = self.dir.join(format!("{FILE_NAME}.tmp"));
             let mut f = File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec(checkpoint).map_err(io::Error::other)?)?;
+            let versioned = Versioned { version: VERSION, checkpoint };
+            f.write_all(&serde_json::to_vec(&versioned).map_err(io::Error::other)?)?;
             f.sync_all()?;
             fs::rename(&tmp, &path)?;
             File::open(&self.dir)?.sync_all()
@@ -121,6 +157,23 @@ mod tests {
         store.save(&cp).unwrap();
         store.save(&cp).unwrap();
         assert_eq!(store.load().unwrap(), Some(cp));
+    }
+
+    #[test]
+    fn versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        store.save(&Checkpoint::default()).unwrap();
+        let written: serde_json::Value = serde_json::from_slice(&fs::read(store.path()).unwrap()).unwrap();
+        assert_eq!(written["version"], VERSION);
+        let legacy = br#"{"files":[{"key":{"dev":1,"ino":2,"fingerprint":3},"path":"/x.log","offset":10}],"kafka_scan_from":{"0":5}}"#;
+        fs::write(store.path(), legacy).unwrap();
+        let loaded = store.load().unwrap().unwrap();
+        assert_eq!((loaded.files[0].offset, loaded.kafka_scan_from[&0]), (10, 5), "a file without a version is v1");
+        fs::write(store.path(), br#"{"version":2,"files":[]}"#).unwrap();
+        assert!(matches!(store.load(), Err(StoreError::Newer { found: 2, .. })));
+        assert!(matches!(store.load_or_set_aside(), Err(StoreError::Newer { .. })), "not set aside: not corrupt");
+        assert!(store.path().exists());
     }
 
     #[test]

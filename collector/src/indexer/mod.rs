@@ -29,7 +29,7 @@ pub enum IndexerError {
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
-    KafkaConfig(#[from] crate::sink::KafkaError),
+    KafkaProperty(#[from] crate::librdkafka::PropertyError),
     #[error(transparent)]
     Elastic(#[from] ElasticError),
     #[error("index.name: {0}")]

@@ -9,11 +9,10 @@ use super::processors::{self, Outcome, ProcessorConfig};
 use super::route::{Destination, Names};
 use super::{elastic, IndexName, IndexerError, IndexerMetrics};
 use crate::config::{BulkConfig, IndexerConfig};
-use crate::sink::base_config;
+use crate::librdkafka;
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
@@ -85,20 +84,6 @@ async fn install_template(
     }
 }
 
-fn is_consumer_property(key: &str) -> bool {
-    key.starts_with("group.")
-        || key.starts_with("auto.")
-        || key.starts_with("fetch.")
-        || [
-            "session.timeout.ms",
-            "heartbeat.interval.ms",
-            "max.poll.interval.ms",
-            "partition.assignment.strategy",
-            "isolation.level",
-        ]
-        .contains(&key)
-}
-
 fn positions_list(topic: &str, positions: &BTreeMap<i32, i64>) -> Option<TopicPartitionList> {
     if positions.is_empty() {
         return None;
@@ -165,33 +150,13 @@ impl Indexer {
         let k = &config.kafka;
         let offsets = Arc::new(Mutex::new(Offsets::default()));
         let context = Context { offsets: Arc::clone(&offsets), topic: k.topic.clone() };
-        let mut consumer_config = ClientConfig::new();
-        // A crashed indexer's partitions wait for its session to time out; librdkafka's 45 s default is long for
-        // a log pipeline. Properties in the config override this.
-        consumer_config.set("session.timeout.ms", "10000").set("heartbeat.interval.ms", "2000");
-        // librdkafka prefetches up to 64 MiB by default; the bulk pipeline needs far less.
-        consumer_config.set("queued.max.messages.kbytes", "16384").set("fetch.max.bytes", "16777216");
-        for (key, value) in base_config(&k.bootstrap_servers, &k.properties)?.config_map() {
-            consumer_config.set(key, value);
-        }
-        let consumer: StreamConsumer<Context> = consumer_config
-            .set("group.id", &k.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .create_with_context(context)?;
+        let consumer_config = librdkafka::indexer_consumer(k)?;
+        let consumer: StreamConsumer<Context> = consumer_config.create_with_context(context)?;
         consumer.subscribe(&[&k.topic])?;
         let max_poll_interval = consumer_config.get("max.poll.interval.ms").and_then(|v| v.parse().ok());
         let pause_after =
             PAUSE_AFTER.min(Duration::from_millis(max_poll_interval.unwrap_or(DEFAULT_MAX_POLL_INTERVAL_MS) / 2));
-        // The same connection settings (TLS, SASL), without the consumer's own.
-        let producer_properties = k.properties.iter().filter(|(key, _)| !is_consumer_property(key));
-        let producer: FutureProducer =
-            base_config(&k.bootstrap_servers, &producer_properties.map(|(k, v)| (k.clone(), v.clone())).collect())?
-                .set("acks", "all")
-                .set("enable.idempotence", "true")
-                .set("compression.type", "lz4")
-                .create()?;
+        let producer: FutureProducer = librdkafka::dead_letter_producer(k)?.create()?;
         let b = &config.bulk;
         let backoff =
             || Backoff::new(Duration::from_millis(b.initial_backoff_ms), Duration::from_millis(b.max_backoff_ms));

@@ -19,9 +19,9 @@ pub struct PartitionEnds {
 }
 
 impl PartitionEnds {
-    /// Reads `topic`'s ends every `every`, with a consumer of its own made from `base`.
-    pub fn start(base: &ClientConfig, topic: &str, every: Duration) -> Result<Self, rdkafka::error::KafkaError> {
-        let consumer: BaseConsumer = base.clone().set("group.id", "logpipe-agent-ends").create()?;
+    /// Reads `topic`'s ends every `every`, with a consumer of its own on `connection`.
+    pub fn start(connection: &ClientConfig, topic: &str, every: Duration) -> Result<Self, rdkafka::error::KafkaError> {
+        let consumer: BaseConsumer = crate::librdkafka::reader(connection, "logpipe-agent-ends").create()?;
         let (ends_tx, ends) = mpsc::sync_channel(1);
         let (stop, stop_rx) = mpsc::sync_channel::<()>(0);
         let topic = topic.to_owned();

@@ -8,8 +8,10 @@
 //! refuses is kept and sent again, like one whose delivery failed. Only a fatal error of the producer itself stops
 //! the agent.
 
+use super::recovery::{find_delivered, Delivered};
 use super::{Ack, Outgoing, Sink, SinkError, Token};
 use crate::config::KafkaSinkConfig;
+use crate::librdkafka::{self, PropertyError};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -17,6 +19,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -27,11 +30,15 @@ pub const END_HEADER: &str = "logpipe.end";
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// How long start-up waits for the topic's configuration.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request of the read-back may take; the read-back itself is not bounded.
+const RECOVERY_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
-    #[error("property {key}: {reason}")]
-    Property { key: String, reason: String },
+    #[error(transparent)]
+    Property(#[from] PropertyError),
+    #[error("the producer's effective message.max.bytes is {0:?}, not a number")]
+    Limit(String),
     #[error("cannot create the producer: {0}")]
     Create(rdkafka::error::KafkaError),
     #[error("the producer failed fatally ({0}); restarting resumes from the last checkpoint")]
@@ -101,6 +108,12 @@ impl ProducerContext for Reports {
 
 pub struct KafkaSink {
     producer: BaseProducer<Reports>,
+    /// The producer's settings, to make it again when the topic's limit is learnt late (see `recover`).
+    producer_config: ClientConfig,
+    connection: ClientConfig,
+    /// Whether `max_message` took the topic's own limit into account.
+    topic_limit_read: bool,
+    sent: bool,
     topic: String,
     retries: Vec<Retry>,
     reports: Vec<Report>,
@@ -109,47 +122,15 @@ pub struct KafkaSink {
     ends: super::ends::PartitionEnds,
 }
 
-/// librdkafka settings for the agent's producer, from the sink config.
-pub fn producer_config(config: &KafkaSinkConfig) -> Result<ClientConfig, KafkaError> {
-    let mut cc = client_config(config)?;
-    cc.set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("message.timeout.ms", "0")
-        .set("compression.type", config.compression.as_librdkafka())
-        .set("linger.ms", config.linger_ms.to_string())
-        .set("batch.size", config.batch_bytes.to_string());
-    Ok(cc)
-}
-
-/// Bootstrap servers plus the user's properties, with `${file:..}` and `${env:..}` values resolved.
-pub fn client_config(config: &KafkaSinkConfig) -> Result<ClientConfig, KafkaError> {
-    base_config(&config.bootstrap_servers, &config.properties)
-}
-
-/// Bootstrap servers and extra properties, with `${file:}` / `${env:}` values resolved.
-pub fn base_config(
-    bootstrap_servers: &str,
-    properties: &std::collections::BTreeMap<String, String>,
-) -> Result<ClientConfig, KafkaError> {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", bootstrap_servers);
-    for (key, value) in properties {
-        let value =
-            crate::config::resolve_secret(value).map_err(|reason| KafkaError::Property { key: key.clone(), reason })?;
-        cc.set(key, value);
-    }
-    Ok(cc)
-}
-
 /// The producer's effective `message.max.bytes`, lowered to the topic's `max.message.bytes` when that is smaller
 /// (a batch larger than the topic takes would be refused whole).
-fn message_limit(producer: &mut ClientConfig, config: &KafkaSinkConfig) -> Result<usize, KafkaError> {
+/// `None` when the topic's limit could not be read.
+fn message_limit(producer: &mut ClientConfig, connection: &ClientConfig, topic: &str) -> Result<Limit, KafkaError> {
     let native = producer.create_native_config().map_err(KafkaError::Create)?;
     let effective = native.get("message.max.bytes").map_err(KafkaError::Create)?;
-    let producer_limit: usize = effective
-        .parse()
-        .map_err(|_| KafkaError::Property { key: "message.max.bytes".into(), reason: format!("{effective:?}") })?;
-    let limit = match topic_limit(&client_config(config)?, &config.topic) {
+    let producer_limit: usize = effective.parse().map_err(|_| KafkaError::Limit(effective))?;
+    let topic_limit = topic_limit(connection, topic);
+    let limit = match topic_limit {
         Some(topic) if topic < producer_limit => {
             tracing::info!(
                 topic,
@@ -164,7 +145,12 @@ fn message_limit(producer: &mut ClientConfig, config: &KafkaSinkConfig) -> Resul
     if limit < crate::encode::MIN_MESSAGE_BYTES {
         return Err(KafkaError::MessageLimit(limit));
     }
-    Ok(limit)
+    Ok(Limit { bytes: limit, topic_read: topic_limit.is_some() })
+}
+
+struct Limit {
+    bytes: usize,
+    topic_read: bool,
 }
 
 /// The topic's `max.message.bytes`, when the cluster says; a cluster that cannot is logged and the producer's limit
@@ -192,21 +178,41 @@ fn topic_limit(base: &ClientConfig, topic: &str) -> Option<usize> {
 impl KafkaSink {
     /// `ends_every`: how often the partition ends are read (see `Sink::partition_ends`).
     pub fn new(config: &KafkaSinkConfig, ends_every: Duration) -> Result<Self, KafkaError> {
-        let mut cc = producer_config(config)?;
-        let max_message = message_limit(&mut cc, config)?;
-        tracing::info!(max_message, "records larger than one message are cut into pieces");
-        let producer = cc.create_with_context(Reports::default()).map_err(KafkaError::Create)?;
-        let ends = super::ends::PartitionEnds::start(&client_config(config)?, &config.topic, ends_every)
-            .map_err(KafkaError::Create)?;
+        let connection = librdkafka::agent_connection(config)?;
+        let mut producer_config = librdkafka::agent_producer(config)?;
+        let limit = message_limit(&mut producer_config, &connection, &config.topic)?;
+        tracing::info!(max_message = limit.bytes, "records larger than one message are cut into pieces");
+        let producer = producer_config.create_with_context(Reports::default()).map_err(KafkaError::Create)?;
+        let ends =
+            super::ends::PartitionEnds::start(&connection, &config.topic, ends_every).map_err(KafkaError::Create)?;
         Ok(Self {
             producer,
+            producer_config,
+            connection,
+            topic_limit_read: limit.topic_read,
+            sent: false,
             topic: config.topic.clone(),
             retries: Vec::new(),
             reports: Vec::new(),
             failures: 0,
-            max_message,
+            max_message: limit.bytes,
             ends,
         })
+    }
+
+    /// Kafka may have been away when the sink was made: with the read-back done it answers, so its topic's limit
+    /// is read now, and the producer made again with it when lower (nothing was sent yet).
+    fn learn_topic_limit(&mut self) -> Result<(), KafkaError> {
+        if self.topic_limit_read || self.sent {
+            return Ok(());
+        }
+        let limit = message_limit(&mut self.producer_config, &self.connection, &self.topic)?;
+        self.topic_limit_read = limit.topic_read;
+        if limit.bytes < self.max_message {
+            self.producer = self.producer_config.create_with_context(Reports::default()).map_err(KafkaError::Create)?;
+            self.max_message = limit.bytes;
+        }
+        Ok(())
     }
 
     /// Hands a record to librdkafka, polling for room while its queue is full. A record it refuses is kept and
@@ -254,11 +260,22 @@ impl Sink for KafkaSink {
         Some(self.max_message)
     }
 
-    fn partition_ends(&mut self) -> Option<std::collections::BTreeMap<i32, i64>> {
+    fn partition_ends(&mut self) -> Option<BTreeMap<i32, i64>> {
         self.ends.take()
     }
 
+    fn recover(
+        &mut self,
+        scan_from: Option<&BTreeMap<i32, i64>>,
+        source_prefix: &str,
+    ) -> Result<Option<Delivered>, SinkError> {
+        let found = find_delivered(&self.connection, &self.topic, scan_from, source_prefix, RECOVERY_REQUEST_TIMEOUT)?;
+        self.learn_topic_limit()?;
+        Ok(Some(found))
+    }
+
     fn send(&mut self, r: Outgoing<'_>) -> Result<(), SinkError> {
+        self.sent = true;
         let (mut start, mut end) = (itoa::Buffer::new(), itoa::Buffer::new());
         let headers = OwnedHeaders::new_with_capacity(3)
             .insert(Header { key: SOURCE_HEADER, value: Some(r.source) })

@@ -6,8 +6,8 @@ mod kafka;
 mod recovery;
 mod stream;
 
-pub use kafka::{base_config, client_config, KafkaError, KafkaSink};
-pub use recovery::{find_delivered, Delivered, RecoveryError};
+pub use kafka::{KafkaError, KafkaSink};
+pub use recovery::{Delivered, RecoveryError};
 pub use stream::{NullSink, WriterSink};
 
 use std::collections::BTreeMap;
@@ -44,9 +44,22 @@ pub enum SinkError {
     Kafka(#[from] KafkaError),
     #[error("writing {what}: {source}")]
     Write { what: String, source: std::io::Error },
+    #[error("reading back what the previous run delivered: {0}")]
+    Recovery(#[from] RecoveryError),
 }
 
 pub trait Sink: Send {
+    /// What a previous run delivered after its last checkpoint (`scan_from`, `None` on a first start), for records
+    /// whose source starts with `source_prefix`; called once, before the first `send`. `None`: this sink keeps
+    /// nothing it could read back, and the checkpoint alone says what was delivered.
+    fn recover(
+        &mut self,
+        scan_from: Option<&BTreeMap<i32, i64>>,
+        source_prefix: &str,
+    ) -> Result<Option<Delivered>, SinkError> {
+        let _ = (scan_from, source_prefix);
+        Ok(None)
+    }
     /// Queues a record; may wait while the sink's own queue is full.
     fn send(&mut self, record: Outgoing<'_>) -> Result<(), SinkError>;
     /// Waits at most `wait` for acknowledgements and appends them to `acks`.

@@ -42,19 +42,14 @@ pub struct Delivered {
 /// current end, collecting records whose source starts with `source_prefix`. With `scan_from` `None` (a first
 /// start) nothing is read: there can be no records of ours. `timeout` bounds each request, not the scan.
 pub fn find_delivered(
-    base: &ClientConfig,
+    connection: &ClientConfig,
     topic: &str,
     scan_from: Option<&BTreeMap<i32, i64>>,
     source_prefix: &str,
     timeout: Duration,
 ) -> Result<Delivered, RecoveryError> {
     let started = Instant::now();
-    let consumer: BaseConsumer = base
-        .clone()
-        .set("group.id", "logpipe-agent-recovery")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .create()?;
+    let consumer: BaseConsumer = crate::librdkafka::reader(connection, "logpipe-agent-recovery").create()?;
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     if partitions.is_empty() {
