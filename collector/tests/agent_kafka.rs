@@ -5,6 +5,7 @@
 mod support;
 
 use logpipe_tests::{kafka_bootstrap, noida_bin, unique_name};
+use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -217,4 +218,43 @@ fn an_agent_started_while_kafka_is_down_waits_for_it() {
     support::stop_agent(agent);
     support::print_log_tail(&agent_log);
     support::assert_exactly_once(&got, &want);
+}
+
+/// Kafka down when the sink is made, so the topic's smaller `max.message.bytes` cannot be read then: it is read
+/// once the read-back succeeds, before anything is sent, and a record larger than the topic takes is cut to it.
+#[test]
+fn the_topics_limit_is_learnt_when_kafka_comes_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tmp.path().join("broker"), free_port());
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let topic = unique_name("agent-late-limit");
+    support::create_topic_with(&bootstrap, &topic, 1, &[("max.message.bytes", "131072")]);
+    let (dir, port) = broker.stop();
+
+    let mut logs = PodLogs::new(&tmp.path().join("pods"), 1);
+    logs.write(0, 20);
+    let big = format!("2026-11-22T08:00:00.000000000Z stdout F {}\n", "x".repeat(600_000));
+    std::fs::OpenOptions::new().append(true).open(logs.path(0)).unwrap().write_all(big.as_bytes()).unwrap();
+    let config = support::write_config(tmp.path(), &logs.glob(), &bootstrap, &topic, 1000);
+    let agent_log = tmp.path().join("agent.log");
+    let agent = support::start_agent(&config, &agent_log);
+    support::wait_for_log(&agent_log, "cannot read the topic's max.message.bytes", Duration::from_secs(60));
+    let _broker = Broker::start(&dir, port);
+    support::wait_for_log(&agent_log, "the topic takes smaller messages than the producer", Duration::from_secs(60));
+    let pieces = |docs: &[serde_json::Value]| docs.iter().filter(|d| d["logpipe"]["piece"].is_u64()).count();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let docs = loop {
+        let docs = support::read_topic_docs(&bootstrap, &topic);
+        if pieces(&docs) >= 5 || Instant::now() > deadline {
+            break docs;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    support::stop_agent(agent);
+    support::print_log_tail(&agent_log);
+    assert!(pieces(&docs) >= 5, "the 600 kB record was not cut to the topic's 128 KiB limit");
+    assert!(docs.iter().all(|d| serde_json::to_vec(d).unwrap().len() < 131_072));
+    let message: usize =
+        docs.iter().filter(|d| d["logpipe"]["piece"].is_u64()).map(|d| d["message"].as_str().unwrap().len()).sum();
+    assert_eq!(message, 600_000, "every byte of the record, once");
 }

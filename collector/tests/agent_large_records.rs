@@ -176,15 +176,9 @@ fn assert_exactly_once_in_order(docs: &[Value], written: &[u8]) {
 /// The limit is the topic's when the topic takes less than the producer would send: pieces are cut to it.
 #[test]
 fn a_topic_that_takes_smaller_messages_gets_smaller_pieces() {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let bootstrap = kafka_bootstrap();
     let topic = unique_name("agent-small-topic");
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
-    let new = NewTopic::new(&topic, 1, TopicReplication::Fixed(1)).set("max.message.bytes", "131072");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let created = rt.block_on(admin.create_topics([&new], &AdminOptions::new())).unwrap();
-    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    support::create_topic_with(&bootstrap, &topic, 1, &[("max.message.bytes", "131072")]);
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("pods/ns0_pod0_uid-0/app");

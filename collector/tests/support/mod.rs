@@ -148,11 +148,17 @@ pub fn stop_agent(mut agent: Child) {
 }
 
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    create_topic_with(bootstrap, topic, partitions, &[]);
+}
+
+/// A topic with these topic configs, e.g. a smaller `max.message.bytes`.
+pub fn create_topic_with(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<rdkafka::client::DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let topics = [NewTopic::new(topic, partitions, TopicReplication::Fixed(1))];
+    let topics =
+        [configs.iter().fold(NewTopic::new(topic, partitions, TopicReplication::Fixed(1)), |t, (k, v)| t.set(k, v))];
     let result = rt.block_on(admin.create_topics(&topics, &AdminOptions::new())).unwrap();
     assert!(result.iter().all(|r| r.is_ok()), "{result:?}");
 }
