@@ -1,11 +1,12 @@
 //! Server-side apply of the desired children in their order, with one field manager; then the pruning of the
 //! children this pipeline made earlier that its spec no longer wants.
 
-use crate::build::{self, Child, Desired};
+use crate::build::{self, Child, Desired, PIPELINE_NAMESPACE_LABEL, PIPELINE_NAME_LABEL};
 use crate::names::PipelineName;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -105,9 +106,9 @@ pub async fn stateful_set(client: &Client, namespace: &str, set: &StatefulSet) -
     namespaced(client, namespace, set).await
 }
 
-/// Deletes the namespaced children that carry this pipeline's labels and owner but are not in `d`. The
-/// cluster-scoped ones are one per pipeline, always wanted, and removed by the finalizer. A pruned StatefulSet's
-/// volume claims are kept, as Kubernetes keeps them.
+/// Deletes the children that carry this pipeline's labels (and, namespaced, its owner) but are not in `d`, e.g.
+/// the cluster-scoped RBAC under the name an earlier release gave it. A pruned StatefulSet's volume claims are
+/// kept, as Kubernetes keeps them.
 async fn prune(
     client: &Client,
     name: &PipelineName,
@@ -123,7 +124,58 @@ async fn prune(
     pruned.extend(scope.prune::<StatefulSet>().await?);
     pruned.extend(scope.prune::<DaemonSet>().await?);
     pruned.extend(scope.prune::<Deployment>().await?);
+    pruned.extend(delete_cluster_children(client, name, &wanted).await?);
     Ok(pruned)
+}
+
+/// Deletes this pipeline's cluster-scoped children (found by its labels: they cannot have a namespaced owner)
+/// except those in `keep`, as `(kind, name)`; all of them when `keep` is empty, as the finalizer does.
+pub async fn delete_cluster_children(
+    client: &Client,
+    name: &PipelineName,
+    keep: &BTreeSet<(String, String)>,
+) -> Result<Vec<String>, ApplyError> {
+    let mut deleted = delete_labelled::<ClusterRoleBinding>(client, name, keep).await?;
+    deleted.extend(delete_labelled::<ClusterRole>(client, name, keep).await?);
+    Ok(deleted)
+}
+
+async fn delete_labelled<K>(
+    client: &Client,
+    name: &PipelineName,
+    keep: &BTreeSet<(String, String)>,
+) -> Result<Vec<String>, ApplyError>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope> + Clone + Debug + DeserializeOwned,
+{
+    let kind = K::kind(&()).into_owned();
+    let api: Api<K> = Api::all(client.clone());
+    let selector = format!("{PIPELINE_NAMESPACE_LABEL}={},{PIPELINE_NAME_LABEL}={}", name.namespace(), name.name());
+    let list = api
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| ApplyError::List { kind: kind.clone(), source })?;
+    let mut deleted = Vec::new();
+    for object in list.items {
+        let object_name = object.name_any();
+        if keep.contains(&(kind.clone(), object_name.clone())) {
+            continue;
+        }
+        delete(&api, &kind, &object_name).await?;
+        deleted.push(format!("{kind}/{object_name}"));
+    }
+    Ok(deleted)
+}
+
+async fn delete<K>(api: &Api<K>, kind: &str, name: &str) -> Result<(), ApplyError>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(source) => Err(ApplyError::Delete { kind: kind.into(), name: name.into(), source }),
+    }
 }
 
 struct Scope<'a> {
@@ -154,11 +206,7 @@ impl Scope<'_> {
             if !ours || self.wanted.contains(&(kind.clone(), object_name.clone())) {
                 continue;
             }
-            match api.delete(&object_name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(source) => return Err(ApplyError::Delete { kind, name: object_name, source }),
-            }
+            delete(&api, &kind, &object_name).await?;
             pruned.push(format!("{kind}/{object_name}"));
         }
         Ok(pruned)

@@ -1,15 +1,18 @@
 //! Reads what a reconcile needs beyond the LogPipeline itself: the status as the API server has it, the Secrets of
-//! the Kafka connection, and a managed Kafka's StatefulSets and pods; and makes the pipeline's [`Kafka`] of them.
+//! the Kafka connection, and a managed Kafka's StatefulSets and pods, of which it makes the pipeline's [`Kafka`];
+//! and what already holds the names of the children it is about to apply.
 
-use crate::build::{self, Component};
+use crate::build::{self, Child, Component, Desired};
 use crate::crd::{LogPipeline, LogPipelineStatus};
 use crate::kafka::managed::{Cluster, Fetched, Managed, Settings};
 use crate::kafka::{Credentials, External, Kafka};
 use crate::model::Pipeline;
 use crate::names::PipelineName;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
@@ -136,5 +139,47 @@ impl SecretReader<'_> {
             key: key.into(),
         })?;
         Ok(String::from_utf8_lossy(&value.0).trim_end_matches(['\n', '\r']).to_owned())
+    }
+}
+
+/// The metadata of what already has each desired child's name (`None`: nothing does), for the ownership check.
+pub async fn existing(
+    client: &Client,
+    name: &PipelineName,
+    d: &Desired,
+) -> Result<Vec<Option<ObjectMeta>>, FetchError> {
+    let ns = name.namespace();
+    let mut found = Vec::with_capacity(d.children.len());
+    for child in &d.children {
+        let object = child.name();
+        let meta = match child {
+            Child::ServiceAccount(_) => metadata::<ServiceAccount>(Api::namespaced(client.clone(), ns), &object).await,
+            Child::ClusterRole(_) => metadata::<ClusterRole>(Api::all(client.clone()), &object).await,
+            Child::ClusterRoleBinding(_) => metadata::<ClusterRoleBinding>(Api::all(client.clone()), &object).await,
+            Child::ConfigMap(_) => metadata::<ConfigMap>(Api::namespaced(client.clone(), ns), &object).await,
+            Child::Service(_) => metadata::<Service>(Api::namespaced(client.clone(), ns), &object).await,
+            Child::PodDisruptionBudget(_) => {
+                metadata::<PodDisruptionBudget>(Api::namespaced(client.clone(), ns), &object).await
+            }
+            Child::StatefulSet(_) => metadata::<StatefulSet>(Api::namespaced(client.clone(), ns), &object).await,
+            Child::DaemonSet(_) => metadata::<DaemonSet>(Api::namespaced(client.clone(), ns), &object).await,
+            Child::Deployment(_) => metadata::<Deployment>(Api::namespaced(client.clone(), ns), &object).await,
+        };
+        found.push(
+            meta.map_err(|source| FetchError::Kube { what: format!("reading {} {object}", child.kind()), source })?,
+        );
+    }
+    Ok(found)
+}
+
+/// `None` also for a kind the cluster does not serve (policy/v1 before Kubernetes 1.21): nothing can be in the way.
+async fn metadata<K>(api: Api<K>, name: &str) -> Result<Option<ObjectMeta>, kube::Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    match api.get_metadata_opt(name).await {
+        Ok(found) => Ok(found.map(|m| m.metadata)),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
+        Err(e) => Err(e),
     }
 }

@@ -44,9 +44,13 @@ impl PipelineName {
         format!("{}-indexer", self.name)
     }
 
-    /// ClusterRole and ClusterRoleBinding of the collector: cluster-scoped, so the namespace is part of the name.
+    /// ClusterRole and ClusterRoleBinding of the collector. Cluster-scoped, so the namespace is part of the name,
+    /// and so is a hash of `namespace/name`: `a-b` + `c` and `a` + `b-c` read alike but never collide.
     pub fn collector_cluster_role(&self) -> String {
-        format!("logpipe-{}-{}-collector", self.namespace, self.name)
+        use sha2::{Digest, Sha256};
+        let hash = Sha256::digest(format!("{}/{}", self.namespace, self.name));
+        let short: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        format!("logpipe-{}-{}-{short}-collector", self.namespace, self.name)
     }
 
     /// StatefulSet and headless Service of the KRaft controllers of a managed Kafka. StatefulSet names stay within
@@ -74,6 +78,25 @@ impl PipelineName {
     /// pipelines on a node never share checkpoints.
     pub fn default_state_dir(&self) -> String {
         format!("/var/lib/logpipe/{}-{}", self.namespace, self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_scoped_names_never_collide() {
+        let pairs =
+            [(("a-b", "c"), ("a", "b-c")), (("logging", "web"), ("logging", "web2")), (("x", "y"), ("x-y", "y"))];
+        for ((ns1, n1), (ns2, n2)) in pairs {
+            let (a, b) = (PipelineName::new(ns1, n1).unwrap(), PipelineName::new(ns2, n2).unwrap());
+            assert_ne!(a.collector_cluster_role(), b.collector_cluster_role(), "{a} and {b}");
+        }
+        let longest = PipelineName::new(&"n".repeat(63), &"p".repeat(MAX_NAME_LEN)).unwrap();
+        assert!(longest.collector_cluster_role().len() <= 253);
+        let role = PipelineName::new("logging", "web").unwrap().collector_cluster_role();
+        assert!(role.starts_with("logpipe-logging-web-") && role.ends_with("-collector"), "{role}");
     }
 }
 

@@ -99,7 +99,7 @@ async fn run_a_pipeline(admin: &Client, namespace: &str, operator: &OperatorProc
         })
         .await;
     }
-    let role = format!("logpipe-{namespace}-{name}-collector");
+    let role = logpipe_operator::names::PipelineName::new(namespace, name).unwrap().collector_cluster_role();
     Api::<ClusterRole>::all(admin.clone()).get(&role).await.unwrap();
     prunes_what_the_spec_does_not_want(admin, namespace, &pipelines.get(name).await.unwrap(), operator).await;
 

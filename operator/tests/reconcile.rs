@@ -10,6 +10,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use logpipe_operator::build::CONFIG_HASH_ANNOTATION;
+use logpipe_operator::names::PipelineName;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::ClientConfig;
 use serde_json::json;
@@ -38,7 +39,7 @@ async fn lifecycle_create_roll_out_change_delete() {
     assert!(owned(ds.meta()));
     let deploy = Api::<Deployment>::namespaced(op.client.clone(), ns).get(&format!("{name}-indexer")).await.unwrap();
     assert!(owned(deploy.meta()));
-    let role_name = format!("logpipe-{ns}-{name}-collector");
+    let role_name = PipelineName::new(ns, &name).unwrap().collector_cluster_role();
     let role = Api::<ClusterRole>::all(op.client.clone()).get(&role_name).await.unwrap();
     let rules = role.rules.unwrap();
     assert_eq!(rules.len(), 1);
@@ -102,6 +103,45 @@ async fn lifecycle_create_roll_out_change_delete() {
     .await;
     op.stop().await;
     Api::<Node>::all(op.client.clone()).delete(&node, &DeleteParams::default()).await.unwrap();
+}
+
+/// A child's name held by an object the pipeline did not create: refused with the object named, nothing created
+/// and the object untouched; once it is gone, the pipeline rolls out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_in_the_way_is_not_taken_over() {
+    let mut op = Operator::start("op-taken").await;
+    let name = logpipe_tests::unique_name("lp");
+    let maps = Api::<ConfigMap>::namespaced(op.client.clone(), &op.namespace);
+    let theirs: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": format!("{name}-indexer"), "labels": {"team": "theirs"}},
+        "data": {"their.conf": "x"}
+    }))
+    .unwrap();
+    maps.create(&PostParams::default(), &theirs).await.unwrap();
+    op.apply(pipeline(&name, &name)).await;
+    let message = op.condition(&name, "ConfigValid", "False").await;
+    assert!(message.contains(&format!("ConfigMap {name}-indexer already exists")), "{message}");
+    wait_event(&op, &name, "InvalidSpec").await;
+    let ns = &op.namespace;
+    let untouched = maps.get(&format!("{name}-indexer")).await.unwrap();
+    assert_eq!(untouched.data, theirs.data, "their ConfigMap was changed");
+    assert!(untouched.metadata.owner_references.is_none(), "their ConfigMap was adopted");
+    assert!(Api::<DaemonSet>::namespaced(op.client.clone(), ns)
+        .get_opt(&format!("{name}-collector"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(maps.get_opt(&format!("{name}-collector")).await.unwrap().is_none(), "something was created");
+
+    maps.delete(&format!("{name}-indexer"), &DeleteParams::default()).await.unwrap();
+    // The retry after a conflict is a minute away; a spec change wakes the controller at once.
+    let mut touched = pipeline(&name, &name);
+    touched["metadata"]["annotations"] = json!({"test/touched": "1"});
+    op.apply(touched).await;
+    op.condition(&name, "ConfigValid", "True").await;
+    let ours = maps.get(&format!("{name}-indexer")).await.unwrap();
+    assert!(ours.metadata.owner_references.is_some_and(|o| o.iter().any(|o| o.kind == "LogPipeline")));
+    op.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,7 +52,7 @@ fn namespaced_children_are_owned_and_cluster_ones_are_labelled() {
     assert_eq!(cluster.len(), 2);
     for meta in cluster.iter().map(|c| c.metadata()) {
         assert!(meta.owner_references.is_none());
-        assert_eq!(meta.name.as_deref(), Some("logpipe-logging-web-collector"));
+        assert_eq!(meta.name, Some(PipelineName::new("logging", "web").unwrap().collector_cluster_role()));
         assert_eq!(meta.labels.as_ref().unwrap()[PIPELINE_NAMESPACE_LABEL], "logging");
     }
 }
@@ -143,13 +143,14 @@ fn children_come_in_dependency_order() {
     let d = build(&p, Some(&owner()), p.managed.as_ref());
     let order: Vec<String> = d.children.iter().map(|c| format!("{}/{}", c.kind(), c.name())).collect();
     let position = |want: &str| order.iter().position(|o| o == want).unwrap_or_else(|| panic!("{want} in {order:?}"));
+    let binding = format!("ClusterRoleBinding/{}", p.name.collector_cluster_role());
     let before = [
         ("ConfigMap/web-kafka-config", "StatefulSet/web-kraft"),
         ("Service/web-kafka", "StatefulSet/web-kafka"),
         ("StatefulSet/web-kraft", "StatefulSet/web-kafka"),
         ("StatefulSet/web-kafka", "ServiceAccount/web-collector"),
         ("ServiceAccount/web-collector", "DaemonSet/web-collector"),
-        ("ClusterRoleBinding/logpipe-logging-web-collector", "DaemonSet/web-collector"),
+        (binding.as_str(), "DaemonSet/web-collector"),
         ("ConfigMap/web-collector", "DaemonSet/web-collector"),
         ("ServiceAccount/web-indexer", "Deployment/web-indexer"),
         ("ConfigMap/web-indexer", "Deployment/web-indexer"),

@@ -15,8 +15,8 @@ pub enum ReconcileError {
     Scale(#[from] ManagedError),
     #[error("writing the status of {name}: {source}")]
     Status { name: String, source: kube::Error },
-    #[error("cleanup of {what}: {source}")]
-    Cleanup { what: String, source: kube::Error },
+    #[error("cleanup: {0}")]
+    Cleanup(ApplyError),
     #[error("cleanup: deleting the topics: {0}")]
     CleanupTopics(#[from] ExternalError),
     #[error("{0} has no namespace or uid yet")]
@@ -57,7 +57,7 @@ impl ReconcileError {
             ReconcileError::Apply(_) => "Apply",
             ReconcileError::Scale(_) => "Scale",
             ReconcileError::Status { .. } => "Status",
-            ReconcileError::Cleanup { .. } | ReconcileError::CleanupTopics(_) => "Cleanup",
+            ReconcileError::Cleanup(_) | ReconcileError::CleanupTopics(_) => "Cleanup",
             ReconcileError::Incomplete(_) => "Read",
             ReconcileError::Finalizer(f) => match f.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => {
@@ -74,11 +74,11 @@ impl ReconcileError {
             ReconcileError::Fetch(FetchError::MissingKey { .. }) => Category::Missing,
             ReconcileError::Fetch(FetchError::Secret { source, .. }) if code(source) == Some(404) => Category::Missing,
             ReconcileError::Fetch(e) => e.kube_error().map_or(Category::Transient, of_kube),
-            ReconcileError::Apply(e) => of_kube(e.source_error()),
+            ReconcileError::Apply(e) | ReconcileError::Cleanup(e) => of_kube(e.source_error()),
             ReconcileError::Scale(ManagedError::Apply(e)) => of_kube(e.source_error()),
-            ReconcileError::Scale(ManagedError::Kube { source, .. })
-            | ReconcileError::Status { source, .. }
-            | ReconcileError::Cleanup { source, .. } => of_kube(source),
+            ReconcileError::Scale(ManagedError::Kube { source, .. }) | ReconcileError::Status { source, .. } => {
+                of_kube(source)
+            }
             ReconcileError::CleanupTopics(_) | ReconcileError::Incomplete(_) => Category::Transient,
             ReconcileError::Finalizer(f) => match f.as_ref() {
                 F::ApplyFailed(e) | F::CleanupFailed(e) => e.category(),

@@ -38,7 +38,8 @@ pub const FINALIZER: &str = "logpipe.dev/cleanup";
 const RESYNC: Duration = Duration::from_secs(300);
 /// How soon a pipeline that is not ready yet is looked at again.
 const NOT_READY_RETRY: Duration = Duration::from_secs(15);
-/// How soon a spec that does not fit its external Kafka cluster is checked again: the cluster may grow.
+/// How soon a spec that does not fit its external Kafka cluster, or whose children's names are taken, is checked
+/// again: the cluster may grow, the object in the way may go.
 const MISFIT_RETRY: Duration = Duration::from_secs(60);
 
 pub struct Context {
@@ -134,6 +135,11 @@ async fn reconcile_pipeline(lp: &LogPipeline, ctx: &Context) -> Result<Action, R
         }
     }
     let desired = build::build(&pipeline, Some(&owner), kafka.running());
+    let existing = fetch::existing(&ctx.client, &pipeline.name, &desired).await?;
+    if let Err(taken) = validate::ownership(&desired, &existing, &pipeline.name, &owner.uid) {
+        // Only a change elsewhere (the object removed) resolves it, and that does not wake the controller.
+        return reject(lp, ctx, &events, &taken, Action::requeue(MISFIT_RETRY)).await;
+    }
     let applied = apply::apply(&ctx.client, &pipeline.name, &owner, &desired).await?;
     announce(&events, &previous, &desired.config_hash, &applied).await;
     let topics = kafka.ensure_topics(&pipeline.topic).await;

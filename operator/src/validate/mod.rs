@@ -5,6 +5,9 @@
 mod config;
 mod kafka;
 mod managed;
+mod ownership;
+
+pub use ownership::ownership;
 
 use crate::crd::{LogPipeline, LogPipelineSpec};
 use crate::model::{Pipeline, Topic, Workload};
