@@ -32,6 +32,7 @@ VALUE_SETS = {
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
         "podAnnotations": {"example.com/scrape": "true"},
+        "policy": {"allowedHostPaths": ["/var/log/pods", "/var/lib/docker/containers"], "allowImageOverrides": True},
     },
     "no-rbac-no-service": {
         "rbac": {"create": False},

@@ -5,7 +5,7 @@ use logpipe_operator::kafka;
 use logpipe_operator::leader::{Elector, LeaseConfig};
 use logpipe_operator::metrics::Metrics;
 use logpipe_operator::reconcile::{self, Backoff, Context};
-use logpipe_operator::validate::Defaults;
+use logpipe_operator::validate::{Defaults, Policy};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +30,32 @@ enum Command {
         file: PathBuf,
         #[arg(long, env = "LOGPIPE_COLLECTOR_IMAGE", default_value = DEFAULT_COLLECTOR_IMAGE)]
         collector_image: String,
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
+}
+
+/// The cluster administrator's policy over what a LogPipeline may ask for (docs/security.md).
+#[derive(clap::Args)]
+struct PolicyArgs {
+    /// Node directories collectors may read (comma-separated), with everything below them.
+    #[arg(
+        long,
+        env = "LOGPIPE_ALLOWED_HOST_PATHS",
+        value_delimiter = ',',
+        default_value = "/var/log/pods,/var/log/containers"
+    )]
+    allowed_host_paths: Vec<PathBuf>,
+    /// Honour the images a LogPipeline names for its collector, indexer and managed Kafka.
+    #[arg(long, env = "LOGPIPE_ALLOW_IMAGE_OVERRIDES", default_value_t = false, action = clap::ArgAction::Set)]
+    allow_image_overrides: bool,
+}
+
+impl PolicyArgs {
+    fn defaults(self, collector_image: String) -> Defaults {
+        let policy = Policy { host_paths: self.allowed_host_paths, image_overrides: self.allow_image_overrides };
+        Defaults { collector_image, policy }
+    }
 }
 
 #[derive(clap::Args)]
@@ -38,6 +63,8 @@ struct RunArgs {
     /// Image of collectors and indexers when a LogPipeline names none.
     #[arg(long, env = "LOGPIPE_COLLECTOR_IMAGE", default_value = DEFAULT_COLLECTOR_IMAGE)]
     collector_image: String,
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     http_listen: String,
@@ -75,9 +102,9 @@ struct RunArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Render { file, collector_image } => {
+        Command::Render { file, collector_image, policy } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let out = logpipe_operator::render::render(&text, &Defaults { collector_image })?;
+            let out = logpipe_operator::render::render(&text, &policy.defaults(collector_image))?;
             print!("{out}");
             Ok(())
         }
@@ -114,7 +141,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
-        defaults: Defaults { collector_image: args.collector_image },
+        defaults: args.policy.defaults(args.collector_image),
         metrics: Arc::clone(&metrics),
         backoff: Backoff::default(),
         kafka: kafka::Settings {

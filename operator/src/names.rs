@@ -81,6 +81,12 @@ impl PipelineName {
     }
 }
 
+impl fmt::Display for PipelineName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,11 +103,5 @@ mod tests {
         assert!(longest.collector_cluster_role().len() <= 253);
         let role = PipelineName::new("logging", "web").unwrap().collector_cluster_role();
         assert!(role.starts_with("logpipe-logging-web-") && role.ends_with("-collector"), "{role}");
-    }
-}
-
-impl fmt::Display for PipelineName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
     }
 }

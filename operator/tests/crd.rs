@@ -24,7 +24,7 @@ fn the_charts_crds_are_the_generated_ones() {
 
 #[test]
 fn the_example_pipelines_are_valid() {
-    let defaults = logpipe_operator::validate::Defaults { collector_image: "img:1".into() };
+    let defaults = logpipe_operator::validate::Defaults::new("img:1");
     let example = |name: &str| {
         let path = format!("{}/../examples/{name}", env!("CARGO_MANIFEST_DIR"));
         logpipe_operator::render::render(&std::fs::read_to_string(path).unwrap(), &defaults)
@@ -48,7 +48,7 @@ spec:
   kafka: {external: {bootstrapServers: "kafka:9092"}}
   indexer: {elasticsearch: {url: "http://es:9200"}}
 "#;
-    let defaults = logpipe_operator::validate::Defaults { collector_image: "img:1".into() };
+    let defaults = logpipe_operator::validate::Defaults::new("img:1");
     let out = logpipe_operator::render::render(text, &defaults).unwrap();
     let kinds: Vec<String> = serde_yaml::Deserializer::from_str(&out)
         .map(|doc| {

@@ -17,7 +17,8 @@ fn pipeline(spec_patch: impl FnOnce(&mut Value)) -> Pipeline {
     });
     spec_patch(&mut v["spec"]);
     let lp: LogPipeline = serde_json::from_value(v).unwrap();
-    validate(&lp, &Defaults { collector_image: "img:1".into() }).unwrap()
+    let policy = crate::validate::Policy { host_paths: vec!["/var".into()], image_overrides: false };
+    validate(&lp, &Defaults { collector_image: "img:1".into(), policy }).unwrap()
 }
 
 fn owner() -> OwnerReference {

@@ -8,18 +8,20 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CollectorSpec {
-    /// Container image of logpipe-collector. Default: the image the operator was installed with.
+    /// Container image of logpipe-collector. Default: the image the operator was installed with; another is
+    /// honoured only when the operator's policy allows image overrides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Glob patterns of log files to read on each node. Default: `/var/log/pods/*/*/*.log` (the kubelet layout).
-    /// The directory each pattern starts with is mounted from the node, read-only.
+    /// The directory each pattern starts with is mounted from the node, read-only; it must lie within the node
+    /// directories the operator's policy allows (default `/var/log/pods`, `/var/log/containers`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
     /// Glob patterns of files never read, even when `paths` matches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude_paths: Vec<String>,
     /// More node directories to mount read-only, e.g. `/var/lib/docker/containers` where docker's json-file logs
-    /// live behind the kubelet's symlinks.
+    /// live behind the kubelet's symlinks. Each must lie within the node directories the operator's policy allows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_host_paths: Vec<String>,
     /// Line format: `auto` (detected per file), `cri`, `docker` or `raw`. Default: auto.
@@ -43,8 +45,8 @@ pub struct CollectorSpec {
     /// Priority class of the collector pods, e.g. `system-node-critical`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
-    /// Node directory for the collector's checkpoints (what Kafka acknowledged). Default:
-    /// `/var/lib/logpipe/<namespace>-<name>`, one per pipeline.
+    /// Node directory for the collector's checkpoints (what Kafka acknowledged), below `/var/lib/logpipe`.
+    /// Default: `/var/lib/logpipe/<namespace>-<name>`, one per pipeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<String>,
 }

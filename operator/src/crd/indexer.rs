@@ -11,7 +11,8 @@ pub struct IndexerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1000))]
     pub replicas: Option<i32>,
-    /// Container image of logpipe-collector. Default: the image the operator was installed with.
+    /// Container image of logpipe-collector. Default: the image the operator was installed with; another is
+    /// honoured only when the operator's policy allows image overrides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     pub elasticsearch: ElasticsearchSpec,

@@ -101,7 +101,7 @@ pub struct ManagedKafka {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 9))]
     pub controllers: Option<i32>,
-    /// Container image of Kafka.
+    /// Container image of Kafka; honoured only when the operator's policy allows image overrides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// A volume per broker.

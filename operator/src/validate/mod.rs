@@ -6,8 +6,10 @@ mod config;
 mod kafka;
 mod managed;
 mod ownership;
+mod policy;
 
 pub use ownership::ownership;
+pub use policy::{Policy, STATE_ROOT};
 
 use crate::crd::{LogPipeline, LogPipelineSpec};
 use crate::model::{Pipeline, Topic, Workload};
@@ -16,11 +18,19 @@ use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
 
-/// Settings of the operator that fill in what a spec leaves out.
+/// Settings of the operator that fill in what a spec leaves out, and limit what it may ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Defaults {
     /// The logpipe-collector image for collectors and indexers.
     pub collector_image: String,
+    pub policy: Policy,
+}
+
+impl Defaults {
+    /// This image and the default policy.
+    pub fn new(collector_image: impl Into<String>) -> Self {
+        Self { collector_image: collector_image.into(), policy: Policy::default() }
+    }
 }
 
 /// What the fetch step learnt from the Kafka cluster the spec names.
@@ -49,6 +59,7 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
     let name = lp.metadata.name.as_deref().ok_or_else(|| Invalid::new("metadata.name", "is required"))?;
     let name = PipelineName::new(namespace, name).map_err(|e| Invalid::new("metadata.name", e.to_string()))?;
     let spec = &lp.spec;
+    defaults.policy.images(spec)?;
     let (kafka, kafka_secrets, managed) =
         kafka::target(&name, &spec.kafka, lp.metadata.uid.as_deref().unwrap_or_default())?;
     let topic = kafka::topic(&name, &spec.kafka.topic)?;
@@ -58,11 +69,22 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
     let secrets = config::secret_mounts(spec, kafka_secrets)?;
     let agent_config = config::agent(spec, &kafka, &topic)?;
     let indexer_config = config::indexer(&name, spec, &kafka, &topic, &secrets)?;
+    let host_paths = config::host_paths(&spec.collector, &agent_config)?;
+    let bases: Vec<String> = agent_config
+        .tail
+        .include
+        .iter()
+        .map(|p| logpipe_config::glob_base_dir(p.as_ref()).display().to_string())
+        .collect();
+    defaults.policy.host_paths("spec.collector.paths", &bases)?;
+    defaults.policy.host_paths("spec.collector.extraHostPaths", &spec.collector.extra_host_paths)?;
+    let state_dir = spec.collector.state_dir.clone().unwrap_or_else(|| name.default_state_dir());
+    policy::state_dir(&state_dir)?;
     Ok(Pipeline {
         collector: collector_workload(spec, defaults)?,
         indexer: indexer_workload(spec, defaults)?,
-        host_paths: config::host_paths(&spec.collector, &agent_config)?,
-        state_dir: spec.collector.state_dir.clone().unwrap_or_else(|| name.default_state_dir()),
+        host_paths,
+        state_dir,
         name,
         kafka,
         managed,

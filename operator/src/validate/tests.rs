@@ -1,8 +1,11 @@
 use super::*;
 use serde_json::{json, Value};
 
+/// A policy that allows what these tests ask of other rules; the policy's own rules are tested below.
 fn defaults() -> Defaults {
-    Defaults { collector_image: "logpipe/collector:1".into() }
+    let policy =
+        Policy { host_paths: vec!["/var/log".into(), "/var/lib/docker/containers".into()], image_overrides: true };
+    Defaults { collector_image: "logpipe/collector:1".into(), policy }
 }
 
 fn base() -> Value {
@@ -165,6 +168,41 @@ fn security_protocol_follows_tls_and_sasl() {
         let p = validate(&with(&["spec", "kafka", "external"], external), &defaults()).unwrap();
         assert_eq!(p.kafka.properties.get("security.protocol").map(String::as_str), protocol);
     }
+}
+
+/// What a pipeline owner may ask for is bounded by the administrator's policy; the same specs pass a policy that
+/// allows them.
+#[test]
+fn the_policy_refuses_what_it_does_not_allow() {
+    let cases: [(&str, &[&str], Value, &str); 6] = [
+        ("node secrets", &["spec", "collector", "paths"], json!(["/etc/kubernetes/pki/*.key"]), "spec.collector.paths"),
+        (
+            "another directory",
+            &["spec", "collector", "extraHostPaths"],
+            json!(["/var/lib/kubelet/pods"]),
+            "spec.collector.extraHostPaths",
+        ),
+        ("collector image", &["spec", "collector", "image"], json!("evil/collector:1"), "spec.collector.image"),
+        ("indexer image", &["spec", "indexer", "image"], json!("evil/indexer:1"), "spec.indexer.image"),
+        ("kafka image", &["spec", "kafka"], json!({"managed": {"image": "evil/kafka:1"}}), "spec.kafka.managed.image"),
+        ("state outside", &["spec", "collector", "stateDir"], json!("/etc/cron.d"), "spec.collector.stateDir"),
+    ];
+    let strict = Defaults::new("logpipe/collector:1");
+    let allowing =
+        Defaults { policy: Policy { host_paths: vec!["/".into()], image_overrides: true }, ..strict.clone() };
+    for (what, path, value, field) in cases {
+        let lp = with(path, value);
+        let refused = validate(&lp, &strict).expect_err(what);
+        assert_eq!(refused.field, field, "{what}: {refused}");
+        if field != "spec.collector.stateDir" {
+            assert!(refused.reason.contains("policy"), "{what}: {refused}");
+            assert!(validate(&lp, &allowing).is_ok(), "{what} is allowed by a policy that allows it");
+        }
+    }
+    assert!(
+        validate(&serde_json::from_value(base()).unwrap(), &strict).is_ok(),
+        "the defaults pass the default policy"
+    );
 }
 
 #[test]

@@ -56,7 +56,7 @@ impl Operator {
         let ctx = Arc::new(Context {
             client: client.clone(),
             recorder: Recorder::new(client.clone(), Reporter { controller: "logpipe-operator".into(), instance: None }),
-            defaults: Defaults { collector_image: "logpipe/collector:test".into() },
+            defaults: Defaults::new("logpipe/collector:test"),
             metrics: Arc::new(Metrics::default()),
             kafka: self.kafka.clone(),
             backoff: Default::default(),

@@ -32,7 +32,12 @@ impl Release {
     /// `helm install` (or `upgrade`) of the chart with its defaults but for the namespace the operator watches,
     /// so that installations side by side leave each other's pipelines alone.
     pub fn helm(&self, node: &Node, action: &str, extra: &[&str]) -> Result<(), StackError> {
-        let mut sets = vec![format!("watchNamespace={}", self.logging)];
+        // A Docker node's logs lie in the engine's container directory, which /var/log/pods links into: the
+        // administrator allows it, as the README's install section says.
+        let mut sets = vec![
+            format!("watchNamespace={}", self.logging),
+            format!("policy.allowedHostPaths={{/var/log/pods,/var/log/containers,{}}}", node.containers_dir.display()),
+        ];
         sets.extend(extra.iter().map(|s| s.to_string()));
         node.helm(action, &self.name, &self.system, &sets)
     }
