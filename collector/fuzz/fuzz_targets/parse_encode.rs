@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     let mut offset = 0u64;
     for line in content.split(|&b| b == b'\n') {
         let end = offset + line.len() as u64 + 1;
-        let format = *format.get_or_insert_with(|| choice.resolve(line));
+        let format = *format.get_or_insert_with(|| parse::resolve(choice, line));
         match parse::parse(format, line) {
             Ok(parsed) => assembler.push(offset, end, parsed, &mut |rec| check(&prefix, rec, Marks::default())),
             Err(e) => {
