@@ -32,7 +32,12 @@ VALUE_SETS = {
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
         "podAnnotations": {"example.com/scrape": "true"},
-        "policy": {"allowedHostPaths": ["/var/log/pods", "/var/lib/docker/containers"], "allowImageOverrides": True},
+        "policy": {
+            "allowedHostPaths": ["/var/log/pods", "/var/lib/docker/containers"],
+            "allowImageOverrides": True,
+            "pipelineNamespaces": ["logging", "web"],
+            "clusterWideNamespaces": ["logging"],
+        },
     },
     "no-rbac-no-service": {
         "rbac": {"create": False},

@@ -5,7 +5,7 @@ use logpipe_operator::kafka;
 use logpipe_operator::leader::{Elector, LeaseConfig};
 use logpipe_operator::metrics::Metrics;
 use logpipe_operator::reconcile::{self, Backoff, Context};
-use logpipe_operator::validate::{Defaults, Policy};
+use logpipe_operator::validate::{Defaults, Namespaces, Policy};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,11 +49,23 @@ struct PolicyArgs {
     /// Honour the images a LogPipeline names for its collector, indexer and managed Kafka.
     #[arg(long, env = "LOGPIPE_ALLOW_IMAGE_OVERRIDES", default_value_t = false, action = clap::ArgAction::Set)]
     allow_image_overrides: bool,
+    /// Namespaces whose LogPipelines are rolled out (comma-separated); `*` for every namespace.
+    #[arg(long, env = "LOGPIPE_PIPELINE_NAMESPACES", value_delimiter = ',', default_value = "*")]
+    pipeline_namespaces: Vec<String>,
+    /// Namespaces whose LogPipelines may collect other namespaces' logs (comma-separated); `*` for every
+    /// namespace. A pipeline elsewhere collects its own namespace's logs only.
+    #[arg(long, env = "LOGPIPE_CLUSTER_WIDE_NAMESPACES", value_delimiter = ',', default_value = "")]
+    cluster_wide_namespaces: Vec<String>,
 }
 
 impl PolicyArgs {
     fn defaults(self, collector_image: String) -> Defaults {
-        let policy = Policy { host_paths: self.allowed_host_paths, image_overrides: self.allow_image_overrides };
+        let policy = Policy {
+            host_paths: self.allowed_host_paths,
+            image_overrides: self.allow_image_overrides,
+            pipeline_namespaces: Namespaces::parse(&self.pipeline_namespaces),
+            cluster_wide: Namespaces::parse(&self.cluster_wide_namespaces),
+        };
         Defaults { collector_image, policy }
     }
 }

@@ -11,6 +11,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use logpipe_operator::build::CONFIG_HASH_ANNOTATION;
 use logpipe_operator::names::PipelineName;
+use logpipe_operator::validate::{Namespaces, Policy};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::ClientConfig;
 use serde_json::json;
@@ -154,32 +155,64 @@ async fn the_policy_refuses_before_anything_is_created() {
     let cases = [
         (&["collector", "paths"][..], json!(["/etc/kubernetes/pki/*.key"]), "spec.collector.paths"),
         (&["collector", "image"][..], json!("someone/else:1"), "spec.collector.image"),
+        (&["collector", "filter"][..], json!({"includeNamespaces": ["kube-system"]}), "spec.collector.filter"),
     ];
+    let mut everything = pipeline(&name, &name);
     for (path, value, field) in cases {
         let mut spec = pipeline(&name, &name);
-        spec["spec"][path[0]][path[1]] = value;
+        spec["spec"][path[0]][path[1]] = value.clone();
+        everything["spec"][path[0]][path[1]] = value;
         op.apply(spec).await;
-        let what = format!("ConfigValid=False naming {field}");
-        let message = logpipe_tests::wait_for(&what, TIMEOUT, || async {
-            let status = op.pipelines.get(&name).await.ok()?.status?;
-            let c = status.conditions.into_iter().find(|c| c.type_ == "ConfigValid" && c.status == "False")?;
-            c.message.contains(field).then_some(c.message)
-        })
-        .await;
+        let message = refused(&op, &name, field).await;
         assert!(message.contains("policy"), "{message}");
     }
-    let ns = &op.namespace;
-    assert!(Api::<DaemonSet>::namespaced(op.client.clone(), ns)
-        .get_opt(&format!("{name}-collector"))
-        .await
-        .unwrap()
-        .is_none());
-    assert!(Api::<ConfigMap>::namespaced(op.client.clone(), ns)
-        .get_opt(&format!("{name}-collector"))
-        .await
-        .unwrap()
-        .is_none());
+
+    // A namespace the administrator did not name for pipelines: refused whatever the spec.
     op.stop().await;
+    op.defaults.policy.pipeline_namespaces = Namespaces::Only(["logging".to_owned()].into());
+    op.restart();
+    op.apply(pipeline(&name, &name)).await;
+    let message = refused(&op, &name, "metadata.namespace").await;
+    assert!(message.contains("policy.pipelineNamespaces"), "{message}");
+    assert!(children(&op, &name).await.is_empty(), "nothing was created");
+
+    // The same asks, under a policy that allows them.
+    op.stop().await;
+    op.defaults.policy = Policy {
+        host_paths: vec!["/etc/kubernetes".into(), "/var/log/pods".into()],
+        image_overrides: true,
+        pipeline_namespaces: Namespaces::Any,
+        cluster_wide: Namespaces::Only([op.namespace.clone()].into()),
+    };
+    op.restart();
+    op.apply(everything).await;
+    op.condition(&name, "ConfigValid", "True").await;
+    let agent = logpipe_tests::wait_for("the collector's config", TIMEOUT, || async {
+        let cms = Api::<ConfigMap>::namespaced(op.client.clone(), &op.namespace);
+        cms.get_opt(&format!("{name}-collector")).await.ok()??.data?.remove("agent.yaml")
+    })
+    .await;
+    assert!(agent.contains("kube-system"), "the named namespace is collected: {agent}");
+    assert_eq!(children(&op, &name).await, ["ConfigMap", "DaemonSet"]);
+    op.stop().await;
+}
+
+/// Waits for ConfigValid=False naming `field`; returns its message.
+async fn refused(op: &Operator, name: &str, field: &str) -> String {
+    logpipe_tests::wait_for(&format!("ConfigValid=False naming {field}"), TIMEOUT, || async {
+        let status = op.pipelines.get(name).await.ok()?.status?;
+        let c = status.conditions.into_iter().find(|c| c.type_ == "ConfigValid" && c.status == "False")?;
+        c.message.contains(field).then_some(c.message)
+    })
+    .await
+}
+
+/// Which of the pipeline's collector objects exist.
+async fn children(op: &Operator, name: &str) -> Vec<&'static str> {
+    let (ns, collector) = (&op.namespace, format!("{name}-collector"));
+    let cm = Api::<ConfigMap>::namespaced(op.client.clone(), ns).get_opt(&collector).await.unwrap();
+    let ds = Api::<DaemonSet>::namespaced(op.client.clone(), ns).get_opt(&collector).await.unwrap();
+    [cm.map(|_| "ConfigMap"), ds.map(|_| "DaemonSet")].into_iter().flatten().collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,15 +83,15 @@ impl Enricher {
     }
 
     pub fn admit(&mut self, path: &Path) -> Admit {
-        let Some(pm) = PathMeta::from_path(path) else {
-            return Admit::Read; // not a pod log: filters do not apply
-        };
-        let decision = match self.filter.by_path(&pm.namespace, &pm.container) {
-            Decision::Collect => match self.by_metadata(path, &pm) {
-                Some(d) => d,
-                None => return Admit::NotNow,
+        let decision = match PathMeta::from_path(path) {
+            None => self.filter.without_pod(),
+            Some(pm) => match self.filter.by_path(&pm.namespace, &pm.container) {
+                Decision::Collect => match self.by_metadata(path, &pm) {
+                    Some(d) => d,
+                    None => return Admit::NotNow,
+                },
+                skip => skip,
             },
-            skip => skip,
         };
         self.waiting.remove(path);
         match decision {

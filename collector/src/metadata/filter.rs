@@ -45,6 +45,14 @@ impl Filter {
         })
     }
 
+    /// A file whose path names no pod: collected unless only some namespaces are, since it is in none of them.
+    pub fn without_pod(&self) -> Decision {
+        if self.include_namespaces.is_empty() {
+            return Decision::Collect;
+        }
+        Decision::Skip("not a pod's log, and include_namespaces is set")
+    }
+
     /// What the kubelet path alone decides.
     pub fn by_path(&self, namespace: &str, container: &str) -> Decision {
         if !self.include_namespaces.is_empty() && !self.include_namespaces.contains(namespace) {
@@ -120,6 +128,13 @@ mod tests {
         for (config, ns, container, want) in cases {
             assert_eq!(filter(config.clone()).by_path(ns, container), want, "{config} {ns} {container}");
         }
+    }
+
+    #[test]
+    fn files_of_no_pod_only_without_a_namespace_list() {
+        assert_eq!(filter(json!({})).without_pod(), Decision::Collect);
+        assert_eq!(filter(json!({"exclude_namespaces": ["a"]})).without_pod(), Decision::Collect);
+        assert!(matches!(filter(json!({"include_namespaces": ["a"]})).without_pod(), Decision::Skip(_)));
     }
 
     #[test]

@@ -17,7 +17,11 @@ fn pipeline(spec_patch: impl FnOnce(&mut Value)) -> Pipeline {
     });
     spec_patch(&mut v["spec"]);
     let lp: LogPipeline = serde_json::from_value(v).unwrap();
-    let policy = crate::validate::Policy { host_paths: vec!["/var".into()], image_overrides: false };
+    let policy = crate::validate::Policy {
+        host_paths: vec!["/var".into()],
+        cluster_wide: crate::validate::Namespaces::Any,
+        ..Default::default()
+    };
     validate(&lp, &Defaults { collector_image: "img:1".into(), policy }).unwrap()
 }
 

@@ -30,7 +30,8 @@ pub struct CollectorSpec {
     /// Joins lines into one record (stack traces).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiline: Option<MultilineSpec>,
-    /// Which pods' logs are collected. Default: all, except pods annotated `logpipe.dev/exclude: "true"`.
+    /// Which pods' logs are collected. Default: every pod of the namespaces the pipeline may collect (see
+    /// `includeNamespaces`), except pods annotated `logpipe.dev/exclude: "true"`.
     #[serde(default)]
     pub filter: FilterSpec,
     /// Resources of the collector container. Default: requests 50m CPU and 64Mi memory, limit 512Mi memory.
@@ -78,7 +79,9 @@ pub struct MultilineSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FilterSpec {
-    /// Only these namespaces, when not empty.
+    /// Only these namespaces, when not empty. A pipeline collects other namespaces' logs only when it lives in a
+    /// namespace the operator's policy names for cluster-wide collection; elsewhere it collects its own namespace
+    /// and may name no other here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include_namespaces: Vec<String>,
     /// Never these namespaces.

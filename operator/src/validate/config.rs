@@ -2,6 +2,7 @@
 //! checked by the collector's own rules.
 
 use super::kafka::KafkaSecrets;
+use super::policy::Collection;
 use super::Invalid;
 use crate::crd::{CollectorSpec, CredentialsKind, LogFormat, LogPipelineSpec};
 use crate::model::{paths, EsCredentialsSecret, KafkaTarget, SecretMounts, Topic};
@@ -17,7 +18,12 @@ use std::path::{Path, PathBuf};
 
 const LISTEN: &str = "0.0.0.0:2020";
 
-pub(super) fn agent(spec: &LogPipelineSpec, kafka: &KafkaTarget, topic: &Topic) -> Result<AgentConfig, Invalid> {
+pub(super) fn agent(
+    spec: &LogPipelineSpec,
+    collection: &Collection,
+    kafka: &KafkaTarget,
+    topic: &Topic,
+) -> Result<AgentConfig, Invalid> {
     let c = &spec.collector;
     let mut config = AgentConfig::default();
     if !c.paths.is_empty() {
@@ -35,7 +41,7 @@ pub(super) fn agent(spec: &LogPipelineSpec, kafka: &KafkaTarget, topic: &Topic) 
         .as_ref()
         .map(|m| MultilineConfig { start: m.start.clone(), timeout_ms: m.timeout_ms.unwrap_or(1000) });
     config.kubernetes = KubernetesConfig { metadata: MetadataMode::Enabled, ..KubernetesConfig::default() };
-    config.filter = filter(c);
+    config.filter = filter(c, collection);
     let mut sink = KafkaSinkConfig::new(&kafka.bootstrap_servers, &topic.name);
     sink.compression = match spec.kafka.compression {
         crate::crd::Compression::None => Compression::None,
@@ -50,10 +56,14 @@ pub(super) fn agent(spec: &LogPipelineSpec, kafka: &KafkaTarget, topic: &Topic) 
     Ok(config)
 }
 
-fn filter(c: &CollectorSpec) -> FilterConfig {
+fn filter(c: &CollectorSpec, collection: &Collection) -> FilterConfig {
     let f = &c.filter;
+    let include_namespaces = match collection {
+        Collection::ClusterWide => f.include_namespaces.clone(),
+        Collection::Confined(own) => vec![own.clone()],
+    };
     FilterConfig {
-        include_namespaces: f.include_namespaces.clone(),
+        include_namespaces,
         exclude_namespaces: f.exclude_namespaces.clone(),
         namespace_selector: f.namespace_selector.clone(),
         pod_selector: f.pod_selector.clone(),

@@ -9,7 +9,7 @@ mod ownership;
 mod policy;
 
 pub use ownership::ownership;
-pub use policy::{Policy, STATE_ROOT};
+pub use policy::{Collection, Namespaces, Policy, STATE_ROOT};
 
 use crate::crd::{LogPipeline, LogPipelineSpec};
 use crate::model::{Pipeline, Topic, Workload};
@@ -59,7 +59,9 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
     let name = lp.metadata.name.as_deref().ok_or_else(|| Invalid::new("metadata.name", "is required"))?;
     let name = PipelineName::new(namespace, name).map_err(|e| Invalid::new("metadata.name", e.to_string()))?;
     let spec = &lp.spec;
+    defaults.policy.namespace(namespace)?;
     defaults.policy.images(spec)?;
+    let collection = defaults.policy.collection(namespace, &spec.collector.filter)?;
     let (kafka, kafka_secrets, managed) =
         kafka::target(&name, &spec.kafka, lp.metadata.uid.as_deref().unwrap_or_default())?;
     let topic = kafka::topic(&name, &spec.kafka.topic)?;
@@ -67,7 +69,7 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
         against_cluster(&topic, &Facts { broker_count: cluster.brokers as usize })?;
     }
     let secrets = config::secret_mounts(spec, kafka_secrets)?;
-    let agent_config = config::agent(spec, &kafka, &topic)?;
+    let agent_config = config::agent(spec, &collection, &kafka, &topic)?;
     let indexer_config = config::indexer(&name, spec, &kafka, &topic, &secrets)?;
     let host_paths = config::host_paths(&spec.collector, &agent_config)?;
     let bases: Vec<String> = agent_config

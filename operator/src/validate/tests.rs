@@ -3,8 +3,12 @@ use serde_json::{json, Value};
 
 /// A policy that allows what these tests ask of other rules; the policy's own rules are tested below.
 fn defaults() -> Defaults {
-    let policy =
-        Policy { host_paths: vec!["/var/log".into(), "/var/lib/docker/containers".into()], image_overrides: true };
+    let policy = Policy {
+        host_paths: vec!["/var/log".into(), "/var/lib/docker/containers".into()],
+        image_overrides: true,
+        cluster_wide: Namespaces::Any,
+        ..Policy::default()
+    };
     Defaults { collector_image: "logpipe/collector:1".into(), policy }
 }
 
@@ -174,7 +178,13 @@ fn security_protocol_follows_tls_and_sasl() {
 /// allows them.
 #[test]
 fn the_policy_refuses_what_it_does_not_allow() {
-    let cases: [(&str, &[&str], Value, &str); 6] = [
+    let cases: [(&str, &[&str], Value, &str); 7] = [
+        (
+            "other namespaces",
+            &["spec", "collector", "filter"],
+            json!({"includeNamespaces": ["logging", "payments"]}),
+            "spec.collector.filter.includeNamespaces",
+        ),
         ("node secrets", &["spec", "collector", "paths"], json!(["/etc/kubernetes/pki/*.key"]), "spec.collector.paths"),
         (
             "another directory",
@@ -188,8 +198,15 @@ fn the_policy_refuses_what_it_does_not_allow() {
         ("state outside", &["spec", "collector", "stateDir"], json!("/etc/cron.d"), "spec.collector.stateDir"),
     ];
     let strict = Defaults::new("logpipe/collector:1");
-    let allowing =
-        Defaults { policy: Policy { host_paths: vec!["/".into()], image_overrides: true }, ..strict.clone() };
+    let allowing = Defaults {
+        policy: Policy {
+            host_paths: vec!["/".into()],
+            image_overrides: true,
+            cluster_wide: Namespaces::Any,
+            ..Policy::default()
+        },
+        ..strict.clone()
+    };
     for (what, path, value, field) in cases {
         let lp = with(path, value);
         let refused = validate(&lp, &strict).expect_err(what);
@@ -199,10 +216,10 @@ fn the_policy_refuses_what_it_does_not_allow() {
             assert!(validate(&lp, &allowing).is_ok(), "{what} is allowed by a policy that allows it");
         }
     }
-    assert!(
-        validate(&serde_json::from_value(base()).unwrap(), &strict).is_ok(),
-        "the defaults pass the default policy"
-    );
+    let p = validate(&serde_json::from_value(base()).unwrap(), &strict).expect("the defaults pass the default policy");
+    assert_eq!(p.agent_config.filter.include_namespaces, ["logging"], "confined to its own namespace");
+    let p = validate(&serde_json::from_value(base()).unwrap(), &allowing).unwrap();
+    assert!(p.agent_config.filter.include_namespaces.is_empty(), "a cluster-wide pipeline collects every namespace");
 }
 
 #[test]

@@ -25,6 +25,8 @@ pub struct Operator {
     pub client: Client,
     pub namespace: String,
     pub pipelines: Api<LogPipeline>,
+    /// What the next `restart` runs with: the default policy unless a test changes it.
+    pub defaults: Defaults,
     kafka: KafkaSettings,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -45,7 +47,8 @@ impl Operator {
         let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
         Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
         let pipelines = Api::namespaced(client.clone(), &namespace);
-        let mut op = Operator { client, namespace, pipelines, kafka, stop: None, task: None };
+        let defaults = Defaults::new("logpipe/collector:test");
+        let mut op = Operator { client, namespace, pipelines, defaults, kafka, stop: None, task: None };
         op.restart();
         op
     }
@@ -56,7 +59,7 @@ impl Operator {
         let ctx = Arc::new(Context {
             client: client.clone(),
             recorder: Recorder::new(client.clone(), Reporter { controller: "logpipe-operator".into(), instance: None }),
-            defaults: Defaults::new("logpipe/collector:test"),
+            defaults: self.defaults.clone(),
             metrics: Arc::new(Metrics::default()),
             kafka: self.kafka.clone(),
             backoff: Default::default(),

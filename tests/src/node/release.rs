@@ -33,10 +33,12 @@ impl Release {
     /// so that installations side by side leave each other's pipelines alone.
     pub fn helm(&self, node: &Node, action: &str, extra: &[&str]) -> Result<(), StackError> {
         // A Docker node's logs lie in the engine's container directory, which /var/log/pods links into: the
-        // administrator allows it, as the README's install section says.
+        // administrator allows it, as the README's install section says. The pipeline collects the pods' namespace,
+        // not its own, so the administrator names its namespace for cluster-wide collection.
         let mut sets = vec![
             format!("watchNamespace={}", self.logging),
             format!("policy.allowedHostPaths={{/var/log/pods,/var/log/containers,{}}}", node.containers_dir.display()),
+            format!("policy.clusterWideNamespaces={{{}}}", self.logging),
         ];
         sets.extend(extra.iter().map(|s| s.to_string()));
         node.helm(action, &self.name, &self.system, &sets)

@@ -111,10 +111,21 @@ impl Stack {
 
         cluster::apply_crd(&client).await?;
         cluster::create_namespace(&client, &namespace, json!({})).await?;
+        // The pipeline's namespace is the administrator's, as the chart's release namespace is: it collects the
+        // pods of the run's other namespaces.
         let operator = Process::spawn(
             "operator",
             &options.binaries.operator,
-            &["run", "--http-listen", &loopback_address()?, "--leader-election=false", "--namespace", &namespace],
+            &[
+                "run",
+                "--http-listen",
+                &loopback_address()?,
+                "--leader-election=false",
+                "--namespace",
+                &namespace,
+                "--cluster-wide-namespaces",
+                &namespace,
+            ],
             &[("RUST_LOG", "info")],
             &options.dir,
         )?;
