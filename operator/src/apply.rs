@@ -5,6 +5,7 @@ use crate::build::{self, Child, Desired, PIPELINE_NAMESPACE_LABEL, PIPELINE_NAME
 use crate::names::PipelineName;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -92,6 +93,9 @@ pub async fn apply(
                 }
                 Err(e) => return Err(e),
             },
+            Child::NetworkPolicy(o) => {
+                namespaced(client, ns, o).await?;
+            }
             Child::StatefulSet(o) => applied.stateful_sets.push(namespaced(client, ns, o).await?),
             Child::DaemonSet(o) => applied.daemon_set = Some(namespaced(client, ns, o).await?),
             Child::Deployment(o) => applied.deployment = Some(namespaced(client, ns, o).await?),
@@ -121,6 +125,7 @@ async fn prune(
     pruned.extend(scope.prune::<ConfigMap>().await?);
     pruned.extend(scope.prune::<Service>().await?);
     pruned.extend(scope.prune::<PodDisruptionBudget>().await?);
+    pruned.extend(scope.prune::<NetworkPolicy>().await?);
     pruned.extend(scope.prune::<StatefulSet>().await?);
     pruned.extend(scope.prune::<DaemonSet>().await?);
     pruned.extend(scope.prune::<Deployment>().await?);

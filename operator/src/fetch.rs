@@ -10,6 +10,7 @@ use crate::model::Pipeline;
 use crate::names::PipelineName;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -161,6 +162,7 @@ pub async fn existing(
             Child::PodDisruptionBudget(_) => {
                 metadata::<PodDisruptionBudget>(Api::namespaced(client.clone(), ns), &object).await
             }
+            Child::NetworkPolicy(_) => metadata::<NetworkPolicy>(Api::namespaced(client.clone(), ns), &object).await,
             Child::StatefulSet(_) => metadata::<StatefulSet>(Api::namespaced(client.clone(), ns), &object).await,
             Child::DaemonSet(_) => metadata::<DaemonSet>(Api::namespaced(client.clone(), ns), &object).await,
             Child::Deployment(_) => metadata::<Deployment>(Api::namespaced(client.clone(), ns), &object).await,

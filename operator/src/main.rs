@@ -4,6 +4,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use logpipe_operator::kafka;
 use logpipe_operator::leader::{Elector, LeaseConfig};
 use logpipe_operator::metrics::Metrics;
+use logpipe_operator::model::OperatorPods;
 use logpipe_operator::reconcile::{self, Backoff, Context};
 use logpipe_operator::validate::{Defaults, Namespaces, Policy};
 use std::path::PathBuf;
@@ -32,7 +33,36 @@ enum Command {
         collector_image: String,
         #[command(flatten)]
         policy: PolicyArgs,
+        #[command(flatten)]
+        operator: OperatorArgs,
     },
+}
+
+/// Where the operator's own pods are: a managed Kafka's NetworkPolicy admits them.
+#[derive(clap::Args)]
+struct OperatorArgs {
+    /// The namespace the operator runs in.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "logpipe-system")]
+    operator_namespace: String,
+    /// Labels of the operator's pods (comma-separated key=value).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = label,
+        default_value = "app.kubernetes.io/name=logpipe,app.kubernetes.io/component=operator"
+    )]
+    operator_pod_labels: Vec<(String, String)>,
+}
+
+fn label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?} is not key=value"))?;
+    Ok((k.trim().to_owned(), v.trim().to_owned()))
+}
+
+impl OperatorArgs {
+    fn pods(self) -> OperatorPods {
+        OperatorPods { namespace: self.operator_namespace, pod_labels: self.operator_pod_labels.into_iter().collect() }
+    }
 }
 
 /// The cluster administrator's policy over what a LogPipeline may ask for (docs/security.md).
@@ -59,14 +89,14 @@ struct PolicyArgs {
 }
 
 impl PolicyArgs {
-    fn defaults(self, collector_image: String) -> Defaults {
+    fn defaults(self, collector_image: String, operator: OperatorArgs) -> Defaults {
         let policy = Policy {
             host_paths: self.allowed_host_paths,
             image_overrides: self.allow_image_overrides,
             pipeline_namespaces: Namespaces::parse(&self.pipeline_namespaces),
             cluster_wide: Namespaces::parse(&self.cluster_wide_namespaces),
         };
-        Defaults { collector_image, policy }
+        Defaults { collector_image, policy, operator: operator.pods() }
     }
 }
 
@@ -77,6 +107,8 @@ struct RunArgs {
     collector_image: String,
     #[command(flatten)]
     policy: PolicyArgs,
+    #[command(flatten)]
+    operator: OperatorArgs,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     http_listen: String,
@@ -114,9 +146,9 @@ struct RunArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Render { file, collector_image, policy } => {
+        Command::Render { file, collector_image, policy, operator } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let out = logpipe_operator::render::render(&text, &policy.defaults(collector_image))?;
+            let out = logpipe_operator::render::render(&text, &policy.defaults(collector_image, operator))?;
             print!("{out}");
             Ok(())
         }
@@ -153,7 +185,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
-        defaults: args.policy.defaults(args.collector_image),
+        defaults: args.policy.defaults(args.collector_image, args.operator),
         metrics: Arc::clone(&metrics),
         backoff: Backoff::default(),
         kafka: kafka::Settings {

@@ -116,6 +116,28 @@ pub struct ManagedCluster {
     pub reassignment_throttle: u64,
     /// How long moves may run before they are cancelled as stuck.
     pub reassignment_timeout: std::time::Duration,
+    /// The operator's pods, which alone besides the pipeline's own reach the cluster.
+    pub operator: OperatorPods,
+}
+
+/// Where the operator runs, for the NetworkPolicy of a managed Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorPods {
+    pub namespace: String,
+    pub pod_labels: BTreeMap<String, String>,
+}
+
+impl Default for OperatorPods {
+    /// The chart's defaults: release namespace `logpipe-system`, its operator pods' labels.
+    fn default() -> Self {
+        Self {
+            namespace: "logpipe-system".into(),
+            pod_labels: BTreeMap::from([
+                ("app.kubernetes.io/name".into(), "logpipe".into()),
+                ("app.kubernetes.io/component".into(), "operator".into()),
+            ]),
+        }
+    }
 }
 
 /// The volume claim of each broker.

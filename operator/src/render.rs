@@ -39,6 +39,7 @@ fn yaml(child: &Child) -> Result<String, serde_yaml::Error> {
         Child::ConfigMap(o) => serde_yaml::to_string(o),
         Child::Service(o) => serde_yaml::to_string(o),
         Child::PodDisruptionBudget(o) => serde_yaml::to_string(o),
+        Child::NetworkPolicy(o) => serde_yaml::to_string(o),
         Child::StatefulSet(o) => serde_yaml::to_string(o),
         Child::DaemonSet(o) => serde_yaml::to_string(o),
         Child::Deployment(o) => serde_yaml::to_string(o),

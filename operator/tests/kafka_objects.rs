@@ -4,6 +4,7 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, Patch, PatchParams};
 use logpipe_operator::build::kafka::{build, properties::cluster_id};
 use logpipe_operator::model::{BrokerStorage, ManagedCluster};
@@ -35,6 +36,7 @@ async fn the_apiserver_accepts_every_object_of_a_managed_kafka() {
         cluster_id: cluster_id("uid"),
         reassignment_throttle: 1 << 20,
         reassignment_timeout: std::time::Duration::from_secs(3600),
+        operator: Default::default(),
     };
     let objects = build(&name, &cluster, None);
 
@@ -48,9 +50,14 @@ async fn the_apiserver_accepts_every_object_of_a_managed_kafka() {
             s.spec.as_ref().unwrap().publish_not_ready_addresses
         );
     }
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), "default");
+    let stored = dry_run(&policies, &objects.network_policy).await.spec.unwrap();
+    assert_eq!(stored.ingress.unwrap()[0].from.as_ref().unwrap().len(), 2, "the pipeline's pods and the operator");
     let sets: Api<StatefulSet> = Api::namespaced(client, "default");
     for s in objects.stateful_sets() {
         let stored = dry_run(&sets, s).await.spec.unwrap();
+        let pod = stored.template.spec.as_ref().unwrap();
+        assert_eq!(pod.automount_service_account_token, Some(false));
         assert_eq!(stored.update_strategy.unwrap().type_.as_deref(), Some("OnDelete"));
         assert_eq!(stored.volume_claim_templates.unwrap().len(), 1);
         assert_eq!(stored.pod_management_policy.as_deref(), Some("Parallel"));

@@ -12,6 +12,7 @@ use crate::model::{ManagedCluster, Pipeline};
 use crate::names::PipelineName;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -43,6 +44,7 @@ pub enum Child {
     ConfigMap(ConfigMap),
     Service(Service),
     PodDisruptionBudget(PodDisruptionBudget),
+    NetworkPolicy(NetworkPolicy),
     StatefulSet(StatefulSet),
     DaemonSet(DaemonSet),
     Deployment(Deployment),
@@ -90,6 +92,7 @@ impl Child {
             Child::ConfigMap(_) => "ConfigMap",
             Child::Service(_) => "Service",
             Child::PodDisruptionBudget(_) => "PodDisruptionBudget",
+            Child::NetworkPolicy(_) => "NetworkPolicy",
             Child::StatefulSet(_) => "StatefulSet",
             Child::DaemonSet(_) => "DaemonSet",
             Child::Deployment(_) => "Deployment",
@@ -108,6 +111,7 @@ impl Child {
             Child::ConfigMap(o) => &o.metadata,
             Child::Service(o) => &o.metadata,
             Child::PodDisruptionBudget(o) => &o.metadata,
+            Child::NetworkPolicy(o) => &o.metadata,
             Child::StatefulSet(o) => &o.metadata,
             Child::DaemonSet(o) => &o.metadata,
             Child::Deployment(o) => &o.metadata,

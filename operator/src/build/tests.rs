@@ -22,7 +22,7 @@ fn pipeline(spec_patch: impl FnOnce(&mut Value)) -> Pipeline {
         cluster_wide: crate::validate::Namespaces::Any,
         ..Default::default()
     };
-    validate(&lp, &Defaults { collector_image: "img:1".into(), policy }).unwrap()
+    validate(&lp, &Defaults { policy, ..Defaults::new("img:1") }).unwrap()
 }
 
 fn owner() -> OwnerReference {

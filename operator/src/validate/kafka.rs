@@ -1,7 +1,7 @@
 use super::Invalid;
 use crate::build::kafka::properties::BROKER_PORT;
 use crate::crd::{KafkaSpec, TopicSpec};
-use crate::model::{paths, KafkaTarget, ManagedCluster, SaslSecret, Topic};
+use crate::model::{paths, KafkaTarget, ManagedCluster, OperatorPods, SaslSecret, Topic};
 use crate::names::PipelineName;
 use k8s_openapi::api::core::v1::SecretKeySelector;
 use logpipe_config::check_topic;
@@ -19,11 +19,12 @@ pub(super) fn target(
     name: &PipelineName,
     spec: &KafkaSpec,
     uid: &str,
+    operator: &OperatorPods,
 ) -> Result<(KafkaTarget, KafkaSecrets, Option<ManagedCluster>), Invalid> {
     let external = match (&spec.external, &spec.managed) {
         (Some(external), None) => external,
         (None, Some(managed)) => {
-            let cluster = super::managed::cluster(managed, uid)?;
+            let cluster = super::managed::cluster(managed, uid, operator)?;
             let bootstrap = format!("{}.{}.svc:{BROKER_PORT}", name.kafka_bootstrap(), name.namespace());
             let target = KafkaTarget { bootstrap_servers: bootstrap, properties: BTreeMap::new() };
             return Ok((target, KafkaSecrets { ca: None, sasl: None }, Some(cluster)));

@@ -4,7 +4,7 @@
 use super::Invalid;
 use crate::build::kafka::properties::{cluster_id, OPERATOR_KEYS};
 use crate::crd::ManagedKafka;
-use crate::model::{BrokerStorage, ManagedCluster};
+use crate::model::{BrokerStorage, ManagedCluster, OperatorPods};
 
 pub const DEFAULT_KAFKA_IMAGE: &str = "apache/kafka:4.1.0";
 const DEFAULT_BROKERS: i32 = 3;
@@ -14,7 +14,7 @@ const DEFAULT_THROTTLE: i64 = 50 * 1024 * 1024;
 const DEFAULT_REASSIGNMENT_TIMEOUT_S: i64 = 6 * 3600;
 
 /// `uid` is the LogPipeline's: the KRaft cluster id is derived from it.
-pub(super) fn cluster(spec: &ManagedKafka, uid: &str) -> Result<ManagedCluster, Invalid> {
+pub(super) fn cluster(spec: &ManagedKafka, uid: &str, operator: &OperatorPods) -> Result<ManagedCluster, Invalid> {
     let brokers = spec.brokers.unwrap_or(DEFAULT_BROKERS);
     if brokers < 1 {
         return Err(Invalid::new("spec.kafka.managed.brokers", format!("{brokers} is not a broker count")));
@@ -55,6 +55,7 @@ pub(super) fn cluster(spec: &ManagedKafka, uid: &str) -> Result<ManagedCluster, 
         cluster_id: cluster_id(uid),
         reassignment_throttle,
         reassignment_timeout: std::time::Duration::from_secs(timeout_s),
+        operator: operator.clone(),
     })
 }
 

@@ -12,7 +12,7 @@ pub use ownership::ownership;
 pub use policy::{Collection, Namespaces, Policy, STATE_ROOT};
 
 use crate::crd::{LogPipeline, LogPipelineSpec};
-use crate::model::{Pipeline, Topic, Workload};
+use crate::model::{OperatorPods, Pipeline, Topic, Workload};
 use crate::names::PipelineName;
 use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -24,12 +24,14 @@ pub struct Defaults {
     /// The logpipe-collector image for collectors and indexers.
     pub collector_image: String,
     pub policy: Policy,
+    /// Where the operator runs: a managed Kafka admits its connections.
+    pub operator: OperatorPods,
 }
 
 impl Defaults {
     /// This image and the default policy.
     pub fn new(collector_image: impl Into<String>) -> Self {
-        Self { collector_image: collector_image.into(), policy: Policy::default() }
+        Self { collector_image: collector_image.into(), policy: Policy::default(), operator: OperatorPods::default() }
     }
 }
 
@@ -63,7 +65,7 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
     defaults.policy.images(spec)?;
     let collection = defaults.policy.collection(namespace, &spec.collector.filter)?;
     let (kafka, kafka_secrets, managed) =
-        kafka::target(&name, &spec.kafka, lp.metadata.uid.as_deref().unwrap_or_default())?;
+        kafka::target(&name, &spec.kafka, lp.metadata.uid.as_deref().unwrap_or_default(), &defaults.operator)?;
     let topic = kafka::topic(&name, &spec.kafka.topic)?;
     if let Some(cluster) = &managed {
         against_cluster(&topic, &Facts { broker_count: cluster.brokers as usize })?;

@@ -9,7 +9,7 @@ fn defaults() -> Defaults {
         cluster_wide: Namespaces::Any,
         ..Policy::default()
     };
-    Defaults { collector_image: "logpipe/collector:1".into(), policy }
+    Defaults { policy, ..Defaults::new("logpipe/collector:1") }
 }
 
 fn base() -> Value {
@@ -254,7 +254,7 @@ fn processors_are_parsed_with_the_indexers_definition() {
 #[test]
 fn managed_kafka_defaults() {
     let spec: crate::crd::ManagedKafka = serde_json::from_value(json!({})).unwrap();
-    let k = super::managed::cluster(&spec, "uid-1").unwrap();
+    let k = super::managed::cluster(&spec, "uid-1", &Default::default()).unwrap();
     assert_eq!((k.brokers, k.controllers), (3, 3));
     assert_eq!((k.storage.size.as_str(), k.storage.delete_claim_on_scale_down), ("10Gi", false));
     assert_eq!(k.image, super::managed::DEFAULT_KAFKA_IMAGE);

@@ -6,6 +6,7 @@
 //! rather than by the StatefulSet controller on any scale-down (and `persistentVolumeClaimRetentionPolicy` is
 //! beta only from Kubernetes 1.27).
 
+mod network;
 pub mod properties;
 
 #[cfg(test)]
@@ -17,10 +18,11 @@ use crate::model::ManagedCluster;
 use crate::names::PipelineName;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec,
-    TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext,
+    Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -41,6 +43,8 @@ pub struct KafkaObjects {
     pub controllers: StatefulSet,
     pub brokers: StatefulSet,
     pub disruption_budgets: Vec<PodDisruptionBudget>,
+    /// Admits the pipeline's pods and the operator, nothing else.
+    pub network_policy: NetworkPolicy,
 }
 
 /// One of the two StatefulSets.
@@ -64,9 +68,10 @@ impl KafkaObjects {
         [&self.controllers, &self.brokers]
     }
 
-    /// In apply order: the config and Services before the sets that use them, controllers before brokers.
+    /// In apply order: the NetworkPolicy before any pod listens, the config and Services before the sets that use
+    /// them, controllers before brokers.
     pub fn into_children(self) -> Vec<Child> {
-        let mut children = vec![Child::ConfigMap(self.config_map)];
+        let mut children = vec![Child::NetworkPolicy(self.network_policy), Child::ConfigMap(self.config_map)];
         children.extend(self.services.into_iter().map(Child::Service));
         children.extend(self.disruption_budgets.into_iter().map(Child::PodDisruptionBudget));
         children.push(Child::StatefulSet(self.controllers));
@@ -107,6 +112,7 @@ pub fn build(name: &PipelineName, k: &ManagedCluster, owner: Option<&OwnerRefere
         config_map: config_map(name, &controllers, &brokers, owner),
         services,
         disruption_budgets: roles.iter().map(|r| disruption_budget(name, r, owner)).collect(),
+        network_policy: network::network_policy(name, k, owner),
         controllers: stateful_set(name, k, &controllers, owner),
         brokers: stateful_set(name, k, &brokers, owner),
     }
@@ -253,6 +259,11 @@ fn pod_spec(name: &PipelineName, k: &ManagedCluster, r: &Role) -> PodSpec {
             ..Default::default()
         }),
         resources: (r.component == Component::KafkaBroker).then(|| k.resources.clone()),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+            ..Default::default()
+        }),
         volume_mounts: Some(vec![
             VolumeMount { name: "data".into(), mount_path: "/var/lib/kafka".into(), ..Default::default() },
             VolumeMount {
@@ -271,12 +282,15 @@ fn pod_spec(name: &PipelineName, k: &ManagedCluster, r: &Role) -> PodSpec {
             config_map: Some(ConfigMapVolumeSource { name: config_map_name(name), ..Default::default() }),
             ..Default::default()
         }]),
+        // The restricted Pod Security Standard; Kafka never talks to the Kubernetes API, so it gets no token.
         security_context: Some(PodSecurityContext {
             run_as_user: Some(KAFKA_USER),
             run_as_non_root: Some(true),
             fs_group: Some(KAFKA_USER),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
             ..Default::default()
         }),
+        automount_service_account_token: Some(false),
         // A broker flushes and hands over leadership on SIGTERM; give it time.
         termination_grace_period_seconds: Some(120),
         ..Default::default()

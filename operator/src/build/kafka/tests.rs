@@ -14,6 +14,7 @@ fn cluster(brokers: u32, config: &[(&str, &str)]) -> ManagedCluster {
         cluster_id: cluster_id("0b9c6f1e-1111-2222-3333-444455556666"),
         reassignment_throttle: 1 << 20,
         reassignment_timeout: std::time::Duration::from_secs(3600),
+        operator: crate::model::OperatorPods::default(),
     }
 }
 
@@ -41,6 +42,55 @@ fn objects_and_their_order() {
     }
     for pdb in &o.disruption_budgets {
         assert_eq!(pdb.spec.as_ref().unwrap().max_unavailable, Some(IntOrString::Int(1)));
+    }
+}
+
+/// Who may connect: the pipeline's Kafka nodes, collectors and indexers, and the operator's pods; the policy
+/// selects the Kafka pods and is applied before them.
+#[test]
+fn only_the_pipeline_and_the_operator_reach_the_cluster() {
+    let o = build(&name(), &cluster(3, &[]), None);
+    let spec = o.network_policy.spec.clone().unwrap();
+    let component_values = |s: &LabelSelector| {
+        let e = &s.match_expressions.as_ref().unwrap()[0];
+        assert_eq!((e.key.as_str(), e.operator.as_str()), ("app.kubernetes.io/component", "In"));
+        let instance = s.match_labels.as_ref().unwrap().get("app.kubernetes.io/instance").cloned();
+        (instance, e.values.clone().unwrap())
+    };
+    let (instance, kafka) = component_values(spec.pod_selector.as_ref().unwrap());
+    assert_eq!(instance.as_deref(), Some("prod"));
+    assert_eq!(kafka, ["kafka-controller", "kafka-broker"]);
+    for set in o.stateful_sets() {
+        let pod_labels = set.spec.as_ref().unwrap().template.metadata.clone().unwrap().labels.unwrap();
+        assert!(kafka.contains(&pod_labels["app.kubernetes.io/component"]), "the policy selects {pod_labels:?}");
+    }
+    assert_eq!(spec.policy_types.as_deref(), Some(&["Ingress".to_owned()][..]));
+    let rules = spec.ingress.unwrap();
+    assert_eq!(rules.len(), 1, "one rule, no other way in");
+    let from = rules[0].from.clone().unwrap();
+    let (_, clients) = component_values(from[0].pod_selector.as_ref().unwrap());
+    assert_eq!(clients, ["kafka-controller", "kafka-broker", "collector", "indexer"]);
+    assert!(from[0].namespace_selector.is_none(), "the pipeline's pods of its own namespace only");
+    let operator = from[1].namespace_selector.as_ref().unwrap().match_labels.clone().unwrap();
+    assert_eq!(operator["kubernetes.io/metadata.name"], "logpipe-system");
+    let pods = from[1].pod_selector.as_ref().unwrap().match_labels.clone().unwrap();
+    assert_eq!(pods["app.kubernetes.io/component"], "operator");
+    let kinds: Vec<&str> = o.into_children().iter().map(|c| c.kind()).collect();
+    assert_eq!(kinds[0], "NetworkPolicy", "before any broker listens");
+}
+
+#[test]
+fn kafka_pods_are_restricted_and_get_no_token() {
+    let o = build(&name(), &cluster(3, &[]), None);
+    for set in o.stateful_sets() {
+        let pod = set.spec.clone().unwrap().template.spec.unwrap();
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let security = pod.security_context.unwrap();
+        assert_eq!((security.run_as_non_root, security.run_as_user), (Some(true), Some(1000)));
+        assert_eq!(security.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        let container = pod.containers[0].security_context.clone().unwrap();
+        assert_eq!(container.allow_privilege_escalation, Some(false));
+        assert_eq!(container.capabilities.unwrap().drop, Some(vec!["ALL".to_owned()]));
     }
 }
 
