@@ -18,6 +18,10 @@ pub struct AgentConfig {
     pub sink: SinkConfig,
     /// Directory for checkpoints (a hostPath in the cluster, so they outlive the pod).
     pub state_dir: PathBuf,
+    /// A state directory an earlier release used: when `state_dir` holds no checkpoint yet, this one's is carried
+    /// over (copied; the earlier directory is only read), so a move of the state directory reads nothing twice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earlier_state_dir: Option<PathBuf>,
     /// How often checkpoints are written, in milliseconds.
     pub checkpoint_interval_ms: u64,
     /// Upper bound on bytes read but not yet acknowledged by the sink; reading pauses above it.
@@ -37,6 +41,7 @@ impl Default for AgentConfig {
             filter: FilterConfig::default(),
             sink: SinkConfig::Stdout,
             state_dir: PathBuf::from("/var/lib/logpipe"),
+            earlier_state_dir: None,
             checkpoint_interval_ms: 1000,
             max_in_flight_bytes: 16 << 20,
             host_name: None,

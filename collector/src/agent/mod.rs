@@ -10,7 +10,7 @@ mod metrics;
 pub use files::Counters;
 pub use metrics::{AgentMetrics, Phase, Totals};
 
-use crate::checkpoint::{Checkpoint, CheckpointStore, Delivered, FileCheckpoint, Loaded, Span, StoreError};
+use crate::checkpoint::{Carried, Checkpoint, CheckpointStore, Delivered, FileCheckpoint, Loaded, Span, StoreError};
 use crate::config::{AgentConfig, ReadFrom, SinkConfig};
 use crate::encode::MetaFields;
 use crate::metadata::{Filter, FilterError, MetaIndex, Update};
@@ -92,6 +92,7 @@ impl Agent {
         stop: &AtomicBool,
     ) -> Result<Self, AgentError> {
         let store = CheckpointStore::open(&config.state_dir)?;
+        let carried = carry_over(&store, config.earlier_state_dir.as_deref(), &metrics)?;
         let loaded = store.load_or_set_aside()?;
         if let Loaded::SetAside { moved_to, reason } = &loaded {
             tracing::error!(moved_to = %moved_to.display(), %reason,
@@ -100,7 +101,7 @@ impl Agent {
             metrics.checkpoint_set_aside();
         }
         // read_from: end applies to the files present when the agent first runs on a node, never after.
-        let first_run = loaded == Loaded::First;
+        let first_run = loaded == Loaded::First && !matches!(carried, Carried::Unreadable { .. });
         let restored = match loaded {
             Loaded::Restored(c) => Some(c),
             Loaded::First | Loaded::SetAside { .. } => None,
@@ -315,6 +316,30 @@ impl Agent {
 }
 
 type OpenedSink = (Box<dyn Sink>, HashMap<FileKey, HashMap<u64, u64>>, BTreeMap<i32, i64>);
+
+/// The checkpoint of the state directory an earlier release used, made this one's when it has none. An unreadable
+/// one is treated as a set-aside checkpoint: every file is read from its start, never skipped.
+fn carry_over(
+    store: &CheckpointStore,
+    earlier: Option<&std::path::Path>,
+    metrics: &AgentMetrics,
+) -> Result<Carried, AgentError> {
+    let Some(earlier) = earlier else {
+        return Ok(Carried::Nothing);
+    };
+    let carried = store.carry_over(earlier)?;
+    match &carried {
+        Carried::Nothing => {}
+        Carried::Copied(from) => tracing::info!(from = %from.display(), to = %store.path().display(),
+            "carried the checkpoint over from the earlier state directory"),
+        Carried::Unreadable { path, reason } => {
+            tracing::error!(path = %path.display(), %reason,
+                "the earlier state directory's checkpoint could not be read; every file is read again from its start");
+            metrics.checkpoint_set_aside();
+        }
+    }
+    Ok(carried)
+}
 
 /// The configured sink, and what the previous run delivered after its checkpoint as the sink read it back.
 fn open_sink(

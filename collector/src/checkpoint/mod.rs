@@ -5,7 +5,7 @@
 mod store;
 mod tracker;
 
-pub use store::{CheckpointStore, Loaded, StoreError};
+pub use store::{Carried, CheckpointStore, Loaded, StoreError};
 pub use tracker::{FileTracker, Seq};
 
 /// A record's place in its file, `(start, end)`: where it begins and where the next record of its stream may

@@ -65,6 +65,17 @@ pub enum Loaded {
     },
 }
 
+/// What carrying a checkpoint over from an earlier state directory found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Carried {
+    /// This directory has a checkpoint already, or the earlier one has none: nothing to carry.
+    Nothing,
+    /// The earlier checkpoint, at this path, is now this directory's.
+    Copied(PathBuf),
+    /// The earlier checkpoint could not be read; it is left where it is.
+    Unreadable { path: PathBuf, reason: String },
+}
+
 pub struct CheckpointStore {
     dir: PathBuf,
 }
@@ -110,6 +121,26 @@ impl CheckpointStore {
                 fs::rename(&path, &moved_to).map_err(|source| StoreError::SetAside { path, source })?;
                 Ok(Loaded::SetAside { moved_to, reason: source.to_string() })
             }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes the checkpoint of `earlier` (a state directory an earlier release used) this directory's, when this
+    /// one has none. `save` is atomic, so a crash leaves either no checkpoint here (and the carry is done again)
+    /// or the whole one. `earlier` is only read: it may be a read-only mount.
+    pub fn carry_over(&self, earlier: &Path) -> Result<Carried, StoreError> {
+        let own = self.path();
+        if own.try_exists().map_err(|source| StoreError::Read { path: own, source })? {
+            return Ok(Carried::Nothing); // its own, even if unreadable: load_or_set_aside decides
+        }
+        let earlier = CheckpointStore { dir: earlier.into() };
+        match earlier.load() {
+            Ok(Some(checkpoint)) => {
+                self.save(&checkpoint)?;
+                Ok(Carried::Copied(earlier.path()))
+            }
+            Ok(None) => Ok(Carried::Nothing),
+            Err(StoreError::Corrupt { path, source }) => Ok(Carried::Unreadable { path, reason: source.to_string() }),
             Err(e) => Err(e),
         }
     }
@@ -182,6 +213,41 @@ mod tests {
         let store = CheckpointStore::open(dir.path()).unwrap();
         fs::write(store.path(), b"{not json").unwrap();
         assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn an_earlier_checkpoint_is_carried_over_once_and_left_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (earlier, now) = (dir.path().join("earlier"), dir.path().join("now"));
+        let old = CheckpointStore::open(&earlier).unwrap();
+        let store = CheckpointStore::open(&now).unwrap();
+        assert_eq!(store.carry_over(&dir.path().join("missing")).unwrap(), Carried::Nothing);
+        assert_eq!(store.carry_over(&earlier).unwrap(), Carried::Nothing, "the earlier directory is empty");
+        let cp = Checkpoint { kafka_scan_from: [(0, 42)].into(), ..Checkpoint::default() };
+        old.save(&cp).unwrap();
+        assert_eq!(store.carry_over(&earlier).unwrap(), Carried::Copied(old.path()));
+        assert_eq!(store.load().unwrap(), Some(cp.clone()));
+        assert_eq!(old.load().unwrap(), Some(cp), "left where it was");
+
+        // Once this directory has its own, the earlier one is never read again, even when it changes.
+        let newer = Checkpoint { kafka_scan_from: [(0, 99)].into(), ..Checkpoint::default() };
+        store.save(&newer).unwrap();
+        old.save(&Checkpoint::default()).unwrap();
+        assert_eq!(store.carry_over(&earlier).unwrap(), Carried::Nothing);
+        assert_eq!(store.load().unwrap(), Some(newer));
+    }
+
+    #[test]
+    fn an_unreadable_earlier_checkpoint_is_reported_not_carried() {
+        let dir = tempfile::tempdir().unwrap();
+        let earlier = CheckpointStore::open(&dir.path().join("earlier")).unwrap();
+        fs::write(earlier.path(), b"{not json").unwrap();
+        let store = CheckpointStore::open(&dir.path().join("now")).unwrap();
+        let carried = store.carry_over(&dir.path().join("earlier")).unwrap();
+        assert!(matches!(carried, Carried::Unreadable { ref path, .. } if *path == earlier.path()), "{carried:?}");
+        assert_eq!(store.load().unwrap(), None);
+        fs::write(earlier.path(), br#"{"version":9}"#).unwrap();
+        assert!(matches!(store.carry_over(&dir.path().join("earlier")), Err(StoreError::Newer { .. })));
     }
 
     #[test]
