@@ -75,6 +75,13 @@ pub async fn kafka(
 }
 
 /// The external Kafka's client, for cleanup when the topics are to be deleted.
+/// The collector DaemonSet as it runs now, if it does.
+pub async fn collector(client: &Client, name: &PipelineName) -> Result<Option<DaemonSet>, FetchError> {
+    let api = Api::<DaemonSet>::namespaced(client.clone(), name.namespace());
+    let what = || format!("reading DaemonSet {}", name.collector());
+    api.get_opt(&name.collector()).await.map_err(|source| FetchError::Kube { what: what(), source })
+}
+
 pub async fn external(client: &Client, p: &Pipeline) -> Result<External, FetchError> {
     Ok(External::new(&p.kafka, credentials(client, p).await?))
 }

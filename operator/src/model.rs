@@ -12,6 +12,10 @@ pub mod paths {
     pub const AGENT_CONFIG: &str = "agent.yaml";
     pub const INDEXER_CONFIG: &str = "indexer.yaml";
     pub const STATE_DIR: &str = "/var/lib/logpipe";
+    /// The state directory an earlier release used, read-only, for its checkpoint.
+    pub const EARLIER_STATE_DIR: &str = "/var/lib/logpipe-earlier";
+    /// The collector's volume of its state directory.
+    pub const STATE_VOLUME: &str = "state";
     pub const KAFKA_CA_DIR: &str = "/etc/logpipe/kafka-ca";
     pub const KAFKA_SASL_DIR: &str = "/etc/logpipe/kafka-sasl";
     pub const ES_CREDENTIALS_DIR: &str = "/etc/logpipe/es-credentials";
@@ -36,7 +40,17 @@ pub struct Pipeline {
     pub host_paths: Vec<String>,
     /// Node directory of the collector's checkpoints.
     pub state_dir: String,
+    /// Node directory of the checkpoints of an earlier release, which the collectors carry over.
+    pub earlier_state_dir: Option<String>,
     pub secrets: SecretMounts,
+}
+
+impl Pipeline {
+    /// The collectors carry the checkpoints of `dir` (a node directory an earlier release used) over.
+    pub fn carry_state_from(&mut self, dir: String) {
+        self.agent_config.earlier_state_dir = Some(paths::EARLIER_STATE_DIR.into());
+        self.earlier_state_dir = Some(dir);
+    }
 }
 
 /// The Kafka cluster the pipeline uses.

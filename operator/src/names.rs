@@ -74,10 +74,12 @@ impl PipelineName {
         format!("logpipe.{}.{}", self.namespace, self.name)
     }
 
-    /// The node directory of the collector's checkpoints when the spec names none; one per pipeline, so two
-    /// pipelines on a node never share checkpoints.
-    pub fn default_state_dir(&self) -> String {
-        format!("/var/lib/logpipe/{}-{}", self.namespace, self.name)
+    /// The node directory of the collector's checkpoints: one per pipeline object, so no two pipelines on a node
+    /// share checkpoints, not even `a-b/c` and `a/b-c`, nor a pipeline and an earlier one of the same name. `uid`
+    /// is the LogPipeline's; without one (rendering a file) the directory has no suffix.
+    pub fn state_dir(&self, uid: &str) -> String {
+        let suffix = uid.get(..8).map(|u| format!("-{u}")).unwrap_or_default();
+        format!("/var/lib/logpipe/{}-{}{suffix}", self.namespace, self.name)
     }
 }
 

@@ -215,6 +215,67 @@ async fn children(op: &Operator, name: &str) -> Vec<&'static str> {
     [cm.map(|_| "ConfigMap"), ds.map(|_| "DaemonSet")].into_iter().flatten().collect()
 }
 
+/// A DaemonSet of an earlier release keeps checkpoints elsewhere (there: `<namespace>-<name>`): the operator moves
+/// the collectors to the derived directory and has them carry the earlier checkpoints over, and keeps doing so
+/// on later reconciles, for the nodes a rollout reaches last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collectors_move_to_the_derived_state_directory_carrying_checkpoints_over() {
+    let mut op = Operator::start("op-state").await;
+    let name = logpipe_tests::unique_name("lp");
+    op.apply(pipeline(&name, &name)).await;
+    op.condition(&name, "ConfigValid", "True").await;
+    let uid = op.pipelines.get(&name).await.unwrap().uid().unwrap();
+    let derived = format!("/var/lib/logpipe/{}-{name}-{}", op.namespace, &uid[..8]);
+    let daemon_sets = Api::<DaemonSet>::namespaced(op.client.clone(), &op.namespace);
+    let collector = format!("{name}-collector");
+    let host_path = |ds: &DaemonSet, volume: &str| {
+        let volumes = ds.spec.as_ref()?.template.spec.as_ref()?.volumes.clone()?;
+        Some(volumes.into_iter().find(|v| v.name == volume)?.host_path?.path)
+    };
+    let ds = daemon_sets.get(&collector).await.unwrap();
+    assert_eq!(host_path(&ds, "state").as_deref(), Some(derived.as_str()), "a new pipeline starts derived");
+    assert_eq!(host_path(&ds, "earlier-state"), None, "and has nothing to carry over");
+
+    op.stop().await;
+    let earlier = format!("/var/lib/logpipe/{}-{name}", op.namespace);
+    let as_before = json!({"spec": {"template": {"spec": {"volumes": [
+        {"name": "state", "hostPath": {"path": earlier, "type": "DirectoryOrCreate"}}
+    ]}}}});
+    daemon_sets.patch(&collector, &PatchParams::default(), &Patch::Strategic(&as_before)).await.unwrap();
+    op.restart();
+    let carried = |ds: &DaemonSet| {
+        let annotation = ds.metadata.annotations.as_ref()?.get("logpipe.dev/state-carried-from")?.clone();
+        Some((host_path(ds, "state")?, host_path(ds, "earlier-state")?, annotation))
+    };
+    let want = (derived.clone(), earlier.clone(), earlier.clone());
+    logpipe_tests::wait_for("the collectors to carry the earlier checkpoints over", TIMEOUT, || async {
+        let ds = daemon_sets.get(&collector).await.ok()?;
+        (carried(&ds)? == want).then_some(())
+    })
+    .await;
+    let configs = Api::<ConfigMap>::namespaced(op.client.clone(), &op.namespace);
+    let agent = configs.get(&collector).await.unwrap().data.unwrap().remove("agent.yaml").unwrap();
+    assert!(agent.contains("earlier_state_dir: /var/lib/logpipe-earlier"), "{agent}");
+
+    // A later reconcile keeps carrying over, though the DaemonSet's own state volume has moved.
+    let generation = daemon_sets.get(&collector).await.unwrap().metadata.generation;
+    op.stop().await;
+    op.restart();
+    let mut more_indexers = pipeline(&name, &name);
+    more_indexers["spec"]["indexer"]["replicas"] = json!(2);
+    op.apply(more_indexers).await;
+    let deployments = Api::<Deployment>::namespaced(op.client.clone(), &op.namespace);
+    logpipe_tests::wait_for("the next reconcile to apply", TIMEOUT, || async {
+        let replicas = deployments.get(&format!("{name}-indexer")).await.ok()?.spec?.replicas;
+        (replicas == Some(2)).then_some(())
+    })
+    .await;
+    let ds = daemon_sets.get(&collector).await.unwrap();
+    assert_eq!(carried(&ds), Some(want));
+    assert_eq!(ds.metadata.generation, generation, "nothing rolled again");
+    op.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_spec_is_reported_and_the_running_children_stay() {
     let mut op = Operator::start("op-invalid").await;

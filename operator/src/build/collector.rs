@@ -1,13 +1,15 @@
 use super::pod::{self, Mount};
 use super::{labels, meta, selector_labels, Component};
 use crate::model::{paths, Pipeline};
+use crate::validate::CARRIED_FROM_ANNOTATION;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet};
 use k8s_openapi::api::core::v1::{
     Container, EnvVar, EnvVarSource, HostPathVolumeSource, ObjectFieldSelector, PodSpec, PodTemplateSpec, Volume,
     VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::BTreeMap;
 
 /// The agent's node name, and mimalloc settings read at process start: by default mimalloc commits its first
 /// arena eagerly and returns freed memory late, which costs the agent about 20 MiB of RSS on every node for no
@@ -41,7 +43,13 @@ pub(super) fn daemon_set(p: &Pipeline, owner: Option<&OwnerReference>, config_ha
         ..Default::default()
     };
     DaemonSet {
-        metadata: meta(&p.name, p.name.collector(), Component::Collector, owner),
+        metadata: ObjectMeta {
+            annotations: p
+                .earlier_state_dir
+                .as_ref()
+                .map(|dir| BTreeMap::from([(CARRIED_FROM_ANNOTATION.into(), dir.clone())])),
+            ..meta(&p.name, p.name.collector(), Component::Collector, owner)
+        },
         spec: Some(DaemonSetSpec {
             selector: LabelSelector {
                 match_labels: Some(selector_labels(&p.name, Component::Collector)),
@@ -79,9 +87,13 @@ fn mounts(p: &Pipeline) -> Vec<Mount> {
         mounts.push(pod::read_only(host_path(&format!("logs-{n}"), dir, None), dir));
     }
     // Checkpoints live on the node so a new pod resumes where the last one's Kafka acknowledgements ended.
-    let state = host_path("state", &p.state_dir, Some("DirectoryOrCreate"));
+    let state = host_path(paths::STATE_VOLUME, &p.state_dir, Some("DirectoryOrCreate"));
     let mount = VolumeMount { name: state.name.clone(), mount_path: paths::STATE_DIR.into(), ..Default::default() };
     mounts.push(Mount { volume: state, mount });
+    if let Some(earlier) = &p.earlier_state_dir {
+        let volume = host_path("earlier-state", earlier, Some("DirectoryOrCreate"));
+        mounts.push(pod::read_only(volume, paths::EARLIER_STATE_DIR));
+    }
     mounts.extend(pod::kafka_secrets(&p.secrets));
     mounts
 }

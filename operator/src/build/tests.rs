@@ -1,5 +1,6 @@
 use super::*;
 use crate::crd::LogPipeline;
+use crate::model::paths;
 use crate::validate::{validate, Defaults};
 use logpipe_config::{AgentConfig, IndexerConfig};
 use serde_json::{json, Value};
@@ -127,6 +128,30 @@ fn collector_pods_mount_logs_read_only_and_checkpoints_from_the_node() {
     let security = c.security_context.as_ref().unwrap();
     assert_eq!(security.read_only_root_filesystem, Some(true));
     assert_eq!(security.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_owned()][..]));
+}
+
+/// The checkpoints of an earlier state directory are carried over: mounted read-only where the agent's config
+/// says, and the choice kept on the DaemonSet for the nodes the rollout has not reached.
+#[test]
+fn collectors_carry_checkpoints_over_from_an_earlier_directory() {
+    let plain = build(&pipeline(|_| {}), None, None);
+    let mut p = pipeline(|_| {});
+    p.carry_state_from("/var/lib/logpipe/logging-web".into());
+    let d = build(&p, None, None);
+    let ds = d.daemon_set().unwrap().clone();
+    let annotations = ds.metadata.annotations.unwrap();
+    assert_eq!(annotations[crate::validate::CARRIED_FROM_ANNOTATION], "/var/lib/logpipe/logging-web");
+    let pod = ds.spec.unwrap().template.spec.unwrap();
+    let volume = pod.volumes.unwrap().into_iter().find(|v| v.name == "earlier-state").unwrap();
+    assert_eq!(volume.host_path.unwrap().path, "/var/lib/logpipe/logging-web");
+    let mount = pod.containers[0].volume_mounts.clone().unwrap().into_iter().find(|m| m.name == "earlier-state");
+    let mount = mount.unwrap();
+    assert_eq!((mount.mount_path.as_str(), mount.read_only), (paths::EARLIER_STATE_DIR, Some(true)));
+    let agent: AgentConfig =
+        serde_yaml::from_str(&config_maps::build(&p, None).collector.data.unwrap()["agent.yaml"]).unwrap();
+    assert_eq!(agent.earlier_state_dir.as_deref(), Some(std::path::Path::new(paths::EARLIER_STATE_DIR)));
+    assert_ne!(hashes(&d).0, hashes(&plain).0, "the collectors roll to carry over");
+    assert!(plain.daemon_set().unwrap().metadata.annotations.is_none());
 }
 
 #[test]

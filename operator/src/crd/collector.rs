@@ -46,8 +46,9 @@ pub struct CollectorSpec {
     /// Priority class of the collector pods, e.g. `system-node-critical`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
-    /// Node directory for the collector's checkpoints (what Kafka acknowledged), below `/var/lib/logpipe`.
-    /// Default: `/var/lib/logpipe/<namespace>-<name>`, one per pipeline.
+    /// No longer honoured: the operator derives the node directory of the collector's checkpoints,
+    /// `/var/lib/logpipe/<namespace>-<name>-<uid prefix>`, and a spec that sets this is refused. Checkpoints of the
+    /// directory the collectors used before are carried over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<String>,
 }

@@ -118,10 +118,14 @@ fn error_policy(lp: Arc<LogPipeline>, error: &ReconcileError, ctx: Arc<Context>)
 
 async fn reconcile_pipeline(lp: &LogPipeline, ctx: &Context) -> Result<Action, ReconcileError> {
     let events = Events::new(&ctx.recorder, lp);
-    let pipeline = match validate::validate(lp, &ctx.defaults) {
+    let mut pipeline = match validate::validate(lp, &ctx.defaults) {
         Ok(p) => p,
         Err(invalid) => return reject(lp, ctx, &events, &invalid, Action::await_change()).await,
     };
+    let running = fetch::collector(&ctx.client, &pipeline.name).await?;
+    if let Some(earlier) = validate::earlier_state_dir(&pipeline.state_dir, running.as_ref()) {
+        pipeline.carry_state_from(earlier);
+    }
     let owner = lp.controller_owner_ref(&()).ok_or_else(|| ReconcileError::Incomplete(lp.name_any()))?;
     let previous = match pipeline.managed {
         Some(_) => fetch::status(&ctx.client, lp).await?,

@@ -7,9 +7,11 @@ mod kafka;
 mod managed;
 mod ownership;
 mod policy;
+mod state;
 
 pub use ownership::ownership;
 pub use policy::{Collection, Namespaces, Policy, STATE_ROOT};
+pub use state::{earlier_state_dir, CARRIED_FROM_ANNOTATION};
 
 use crate::crd::{LogPipeline, LogPipelineSpec};
 use crate::model::{OperatorPods, Pipeline, Topic, Workload};
@@ -82,13 +84,19 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
         .collect();
     defaults.policy.host_paths("spec.collector.paths", &bases)?;
     defaults.policy.host_paths("spec.collector.extraHostPaths", &spec.collector.extra_host_paths)?;
-    let state_dir = spec.collector.state_dir.clone().unwrap_or_else(|| name.default_state_dir());
-    policy::state_dir(&state_dir)?;
+    if spec.collector.state_dir.is_some() {
+        let reason = "the operator derives the collectors' state directory (/var/lib/logpipe/<namespace>-<name>-<uid \
+                      prefix>); remove the field: the checkpoints of the directory the collectors use now are \
+                      carried over";
+        return Err(Invalid::new("spec.collector.stateDir", reason));
+    }
+    let state_dir = name.state_dir(lp.metadata.uid.as_deref().unwrap_or_default());
     Ok(Pipeline {
         collector: collector_workload(spec, defaults)?,
         indexer: indexer_workload(spec, defaults)?,
         host_paths,
         state_dir,
+        earlier_state_dir: None,
         name,
         kafka,
         managed,

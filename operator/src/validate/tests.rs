@@ -44,7 +44,12 @@ fn defaults_are_resolved() {
     assert_eq!(p.indexer.replicas, 2);
     assert_eq!(p.collector.image, "logpipe/collector:1");
     assert_eq!(p.host_paths, ["/var/log/pods"]);
-    assert_eq!(p.state_dir, "/var/lib/logpipe/logging-web");
+    assert_eq!(p.state_dir, "/var/lib/logpipe/logging-web", "no uid, no suffix");
+    let mut with_uid = base();
+    with_uid["metadata"]["uid"] = json!("0b9c6f1e-1111-2222-3333-444455556666");
+    let p = validate(&serde_json::from_value(with_uid).unwrap(), &defaults()).unwrap();
+    assert_eq!(p.state_dir, "/var/lib/logpipe/logging-web-0b9c6f1e", "one directory per pipeline object");
+    assert_eq!((p.earlier_state_dir, p.agent_config.earlier_state_dir), (None, None));
     assert_eq!(p.collector.tolerations.len(), 1, "tolerates every taint");
     assert_eq!(p.indexer_config.kafka.group_id, "logpipe.logging.web");
     assert!(p.kafka.properties.is_empty());
@@ -195,7 +200,7 @@ fn the_policy_refuses_what_it_does_not_allow() {
         ("collector image", &["spec", "collector", "image"], json!("evil/collector:1"), "spec.collector.image"),
         ("indexer image", &["spec", "indexer", "image"], json!("evil/indexer:1"), "spec.indexer.image"),
         ("kafka image", &["spec", "kafka"], json!({"managed": {"image": "evil/kafka:1"}}), "spec.kafka.managed.image"),
-        ("state outside", &["spec", "collector", "stateDir"], json!("/etc/cron.d"), "spec.collector.stateDir"),
+        ("state dir", &["spec", "collector", "stateDir"], json!("/var/lib/logpipe/other"), "spec.collector.stateDir"),
     ];
     let strict = Defaults::new("logpipe/collector:1");
     let allowing = Defaults {
