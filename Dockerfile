@@ -41,8 +41,8 @@ EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/logpipe-operator"]
 CMD ["run"]
 
-# The collector: the indexer runs as the image's non-root user; the agent's DaemonSet sets uid 0 with every
-# capability dropped, because the kubelet writes pod logs as root, mode 0640.
+# The collector: agent and indexer run as the image's non-root user; the agent's DaemonSet adds the root group,
+# which reads the kubelet's log files (root:root, mode 0640), and gives it the state directory with a chown.
 FROM runtime AS collector
 COPY --from=build /out/logpipe-collector /usr/local/bin/logpipe-collector
 USER 65532:65532

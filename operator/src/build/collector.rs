@@ -4,12 +4,16 @@ use crate::model::{paths, Pipeline};
 use crate::validate::CARRIED_FROM_ANNOTATION;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet};
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, HostPathVolumeSource, ObjectFieldSelector, PodSpec, PodTemplateSpec, Volume,
-    VolumeMount,
+    Container, EnvVar, EnvVarSource, HostPathVolumeSource, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ResourceRequirements, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
+
+/// The group of the files the kubelet writes.
+const ROOT_GROUP: i64 = 0;
 
 /// The agent's node name, and mimalloc settings read at process start: by default mimalloc commits its first
 /// arena eagerly and returns freed memory late, which costs the agent about 20 MiB of RSS on every node for no
@@ -38,7 +42,7 @@ pub(super) fn daemon_set(p: &Pipeline, owner: Option<&OwnerReference>, config_ha
         liveness_probe: Some(pod::probe("/healthz", 30)),
         readiness_probe: Some(pod::probe("/readyz", 10)),
         resources: Some(p.collector.resources.clone()),
-        security_context: Some(pod::security_context(None)),
+        security_context: Some(pod::security_context()),
         volume_mounts: Some(volume_mounts),
         ..Default::default()
     };
@@ -66,7 +70,14 @@ pub(super) fn daemon_set(p: &Pipeline, owner: Option<&OwnerReference>, config_ha
                 metadata: Some(pod::template_meta(labels(&p.name, Component::Collector), config_hash)),
                 spec: Some(PodSpec {
                     service_account_name: Some(p.name.collector()),
+                    init_containers: Some(vec![own_state_dir(p)]),
                     containers: vec![container],
+                    // The kubelet and the container engines write pod logs as root:root, mode 0640, in directories
+                    // the root group may enter: the group reads them, without the rights of root's user.
+                    security_context: Some(PodSecurityContext {
+                        supplemental_groups: Some(vec![ROOT_GROUP]),
+                        ..Default::default()
+                    }),
                     volumes: Some(volumes),
                     tolerations: Some(p.collector.tolerations.clone()),
                     node_selector: non_empty(&p.collector.node_selector),
@@ -77,6 +88,28 @@ pub(super) fn daemon_set(p: &Pipeline, owner: Option<&OwnerReference>, config_ha
             },
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// The kubelet creates the state directory as root, mode 0755: this gives it to the collector's user before the
+/// collector starts, with the one capability that needs.
+fn own_state_dir(p: &Pipeline) -> Container {
+    let owner = format!("{}:{}", pod::NON_ROOT_USER, pod::NON_ROOT_USER);
+    Container {
+        name: "state-owner".into(),
+        image: Some(p.collector.image.clone()),
+        command: Some(vec!["chown".into(), owner, paths::STATE_DIR.into()]),
+        security_context: Some(pod::root_context(&["CHOWN"])),
+        resources: Some(ResourceRequirements {
+            limits: Some(BTreeMap::from([("memory".into(), Quantity("16Mi".into()))])),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: paths::STATE_VOLUME.into(),
+            mount_path: paths::STATE_DIR.into(),
+            ..Default::default()
+        }]),
         ..Default::default()
     }
 }

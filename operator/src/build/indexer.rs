@@ -6,9 +6,7 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{Container, PodSecurityContext, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 
-/// Unprivileged user of the indexer; it reads only its config and mounted Secrets.
-const INDEXER_USER: i64 = 65532;
-
+/// The indexer runs unprivileged: it reads only its config and mounted Secrets.
 pub(super) fn deployment(p: &Pipeline, owner: Option<&OwnerReference>, config_hash: &str) -> Deployment {
     let (volumes, volume_mounts) = pod::split(mounts(p));
     let container = Container {
@@ -23,7 +21,7 @@ pub(super) fn deployment(p: &Pipeline, owner: Option<&OwnerReference>, config_ha
         liveness_probe: Some(pod::probe("/healthz", 30)),
         readiness_probe: Some(pod::probe("/readyz", 10)),
         resources: Some(p.indexer.resources.clone()),
-        security_context: Some(pod::security_context(Some(INDEXER_USER))),
+        security_context: Some(pod::security_context()),
         volume_mounts: Some(volume_mounts),
         ..Default::default()
     };
@@ -41,7 +39,10 @@ pub(super) fn deployment(p: &Pipeline, owner: Option<&OwnerReference>, config_ha
                     service_account_name: Some(p.name.indexer()),
                     automount_service_account_token: Some(false),
                     // The mounted Secrets are group-readable: the group makes them readable to the indexer's user.
-                    security_context: Some(PodSecurityContext { fs_group: Some(INDEXER_USER), ..Default::default() }),
+                    security_context: Some(PodSecurityContext {
+                        fs_group: Some(pod::NON_ROOT_USER),
+                        ..Default::default()
+                    }),
                     containers: vec![container],
                     volumes: Some(volumes),
                     tolerations: non_empty_vec(&p.indexer.tolerations),

@@ -70,15 +70,28 @@ pub(super) fn probe(path: &str, period_seconds: i32) -> Probe {
     }
 }
 
-/// Nothing the process does needs a capability or a writable root filesystem. `user` is none for the collector,
-/// which must read root-owned log files as their owner (with every capability dropped, root is only an owner).
-pub(super) fn security_context(user: Option<i64>) -> SecurityContext {
+/// The user of the project's image; collectors and indexers run as it.
+pub(super) const NON_ROOT_USER: i64 = 65532;
+
+/// Nothing the processes do needs a capability, a writable root filesystem or root.
+pub(super) fn security_context() -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(NON_ROOT_USER),
+        run_as_group: Some(NON_ROOT_USER),
+        ..root_context(&[])
+    }
+}
+
+/// A container that must act as root on a node directory, with only the capabilities named.
+pub(super) fn root_context(capabilities: &[&str]) -> SecurityContext {
+    let add = (!capabilities.is_empty()).then(|| capabilities.iter().map(|c| c.to_string()).collect());
     SecurityContext {
         allow_privilege_escalation: Some(false),
         read_only_root_filesystem: Some(true),
-        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
-        run_as_non_root: user.map(|_| true),
-        run_as_user: Some(user.unwrap_or(0)),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add }),
+        run_as_non_root: Some(false),
+        run_as_user: Some(0),
         seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
         ..Default::default()
     }

@@ -128,6 +128,17 @@ fn collector_pods_mount_logs_read_only_and_checkpoints_from_the_node() {
     let security = c.security_context.as_ref().unwrap();
     assert_eq!(security.read_only_root_filesystem, Some(true));
     assert_eq!(security.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_owned()][..]));
+    assert_eq!((security.run_as_non_root, security.run_as_user), (Some(true), Some(65532)), "not root");
+    assert_eq!(pod.security_context.unwrap().supplemental_groups, Some(vec![0]), "the log files' group");
+
+    // Only the state directory's owner is root, with the one capability chown needs, on that one mount.
+    let init = &pod.init_containers.as_ref().unwrap()[0];
+    assert_eq!(init.command.as_ref().unwrap(), &["chown", "65532:65532", "/var/lib/logpipe"]);
+    let security = init.security_context.as_ref().unwrap();
+    assert_eq!(security.capabilities.as_ref().unwrap().add.as_deref(), Some(&["CHOWN".to_owned()][..]));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    let mounts: Vec<&str> = init.volume_mounts.iter().flatten().map(|m| m.name.as_str()).collect();
+    assert_eq!(mounts, ["state"]);
 }
 
 /// The checkpoints of an earlier state directory are carried over: mounted read-only where the agent's config
