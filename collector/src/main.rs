@@ -168,6 +168,11 @@ fn start_pod_watch(
         .clone()
         .or_else(|| std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()))
         .context("pod metadata needs this node's name: set kubernetes.node_name or NODE_NAME")?;
-    tracing::info!(node, "watching this node's pods for metadata");
-    Ok(Some(runtime.block_on(metadata::start(&node)).context("starting the pod watch")?))
+    // Collecting one namespace, the agent needs (and may only have) the right to read that namespace's pods.
+    let namespace = match config.filter.include_namespaces.as_slice() {
+        [only] => Some(only.as_str()),
+        _ => None,
+    };
+    tracing::info!(node, namespace, "watching this node's pods for metadata");
+    Ok(Some(runtime.block_on(metadata::start(&node, namespace)).context("starting the pod watch")?))
 }

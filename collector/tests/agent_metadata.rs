@@ -4,6 +4,7 @@
 mod support;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, PostParams};
 use logpipe_tests::{kube_client, unique_name, wait_for};
 use serde_json::{json, Value};
@@ -161,4 +162,87 @@ async fn records_carry_pod_metadata_and_only_selected_pods_are_collected() {
     for ns in [&ns_a, &ns_b] {
         Api::<Namespace>::all(client.clone()).delete(ns, &DeleteParams::default()).await.unwrap();
     }
+}
+
+/// A pipeline confined to one namespace: the agent, with only the rights the operator grants such a pipeline's
+/// collectors (that namespace's pods, every namespace's metadata), watches that namespace's pods and still labels
+/// every record; other namespaces' pods and files of no pod are not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confined_agent_reads_its_namespace_with_a_namespace_role() {
+    let client = kube_client().await;
+    let (node, own, other) = (unique_name("node"), unique_name("conf-own"), unique_name("conf-other"));
+    create_namespace(&client, &own, "a").await;
+    create_namespace(&client, &other, "a").await;
+    let account = "collector";
+    let cluster_role = unique_name("conf-namespaces");
+    grant(&client, &own, account, &cluster_role).await;
+    let web = create_pod(&client, &own, &node, json!({"metadata": {"name": "web", "labels": {"tier": "web"}}})).await;
+    let foreign = create_pod(&client, &other, &node, json!({"metadata": {"name": "foreign"}})).await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pods");
+    let out = tmp.path().join("out.ndjson");
+    write_logs(&root, &own, "web", &web, "app", "0.log");
+    write_logs(&root, &other, "foreign", &foreign, "app", "0.log");
+    let host_file = root.join("host/system");
+    fs::create_dir_all(&host_file).unwrap();
+    fs::write(host_file.join("syslog.log"), "not a pod's line\n").unwrap();
+    let config = config(tmp.path(), &root, &node, &out);
+    let mut text: Value = serde_yaml::from_str(&fs::read_to_string(&config).unwrap()).unwrap();
+    text["filter"] = json!({"include_namespaces": [own]});
+    text["kubernetes"]["wait_for_metadata_ms"] = json!(60_000);
+    fs::write(&config, serde_yaml::to_string(&text).unwrap()).unwrap();
+
+    let log = tmp.path().join("agent.log");
+    let kubeconfig = logpipe_tests::impersonating_kubeconfig(&own, account, tmp.path());
+    let agent = support::start_agent_with_env(&config, &log, &[("KUBECONFIG", kubeconfig.as_os_str())]);
+    wait_for("the confined namespace's records", Duration::from_secs(30), || async {
+        let docs = documents(&out);
+        (0..3).all(|i| docs.contains_key(&format!("web/app/0.log line {i}"))).then_some(())
+    })
+    .await;
+    support::stop_agent(agent);
+    support::print_log_tail(&log);
+
+    let docs = documents(&out);
+    assert_eq!(
+        docs["web/app/0.log line 0"]["kubernetes"]["labels"],
+        json!({"tier": "web"}),
+        "metadata through the Role"
+    );
+    assert_eq!(docs.len(), 3, "only the own namespace's pod: {:?}", docs.keys());
+    let agent_log = fs::read_to_string(&log).unwrap();
+    assert!(!agent_log.contains("watch failed"), "the watch needs no more than the Role grants:\n{agent_log}");
+    for ns in [&own, &other] {
+        Api::<Namespace>::all(client.clone()).delete(ns, &DeleteParams::default()).await.unwrap();
+    }
+    Api::<ClusterRole>::all(client.clone()).delete(&cluster_role, &DeleteParams::default()).await.unwrap();
+    Api::<ClusterRoleBinding>::all(client).delete(&cluster_role, &DeleteParams::default()).await.unwrap();
+}
+
+/// What the operator grants a confined pipeline's collectors: the pods of `namespace` (a Role there) and the
+/// metadata of namespaces (a ClusterRole), to the ServiceAccount `namespace/account`.
+async fn grant(client: &kube::Client, namespace: &str, account: &str, cluster_role: &str) {
+    let read =
+        |resource: &str| json!([{"apiGroups": [""], "resources": [resource], "verbs": ["get", "list", "watch"]}]);
+    let subject = json!([{"kind": "ServiceAccount", "name": account, "namespace": namespace}]);
+    let role: Role = serde_json::from_value(json!({"metadata": {"name": account}, "rules": read("pods")})).unwrap();
+    Api::<Role>::namespaced(client.clone(), namespace).create(&PostParams::default(), &role).await.unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": account},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+        "subjects": subject
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), namespace).create(&PostParams::default(), &binding).await.unwrap();
+    let role: ClusterRole =
+        serde_json::from_value(json!({"metadata": {"name": cluster_role}, "rules": read("namespaces")})).unwrap();
+    Api::<ClusterRole>::all(client.clone()).create(&PostParams::default(), &role).await.unwrap();
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": cluster_role},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+        "subjects": subject
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(client.clone()).create(&PostParams::default(), &binding).await.unwrap();
 }

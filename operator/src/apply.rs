@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -80,6 +80,12 @@ pub async fn apply(
             Child::ClusterRoleBinding(o) => {
                 cluster(client, o).await?;
             }
+            Child::Role(o) => {
+                namespaced(client, ns, o).await?;
+            }
+            Child::RoleBinding(o) => {
+                namespaced(client, ns, o).await?;
+            }
             Child::ConfigMap(o) => {
                 namespaced(client, ns, o).await?;
             }
@@ -122,6 +128,8 @@ async fn prune(
     let wanted: BTreeSet<(String, String)> = d.children.iter().map(|c| (c.kind().to_owned(), c.name())).collect();
     let scope = Scope { client, name, owner, wanted: &wanted };
     let mut pruned = scope.prune::<ServiceAccount>().await?;
+    pruned.extend(scope.prune::<RoleBinding>().await?);
+    pruned.extend(scope.prune::<Role>().await?);
     pruned.extend(scope.prune::<ConfigMap>().await?);
     pruned.extend(scope.prune::<Service>().await?);
     pruned.extend(scope.prune::<PodDisruptionBudget>().await?);

@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
@@ -164,6 +164,8 @@ pub async fn existing(
             Child::ServiceAccount(_) => metadata::<ServiceAccount>(Api::namespaced(client.clone(), ns), &object).await,
             Child::ClusterRole(_) => metadata::<ClusterRole>(Api::all(client.clone()), &object).await,
             Child::ClusterRoleBinding(_) => metadata::<ClusterRoleBinding>(Api::all(client.clone()), &object).await,
+            Child::Role(_) => metadata::<Role>(Api::namespaced(client.clone(), ns), &object).await,
+            Child::RoleBinding(_) => metadata::<RoleBinding>(Api::namespaced(client.clone(), ns), &object).await,
             Child::ConfigMap(_) => metadata::<ConfigMap>(Api::namespaced(client.clone(), ns), &object).await,
             Child::Service(_) => metadata::<Service>(Api::namespaced(client.clone(), ns), &object).await,
             Child::PodDisruptionBudget(_) => {

@@ -2,6 +2,7 @@
 //! The builders turn it into Kubernetes objects without further checks.
 
 use crate::names::PipelineName;
+use crate::validate::Collection;
 use k8s_openapi::api::core::v1::{ResourceRequirements, SecretKeySelector, Toleration};
 use logpipe_config::{AgentConfig, IndexerConfig};
 use std::collections::BTreeMap;
@@ -36,6 +37,8 @@ pub struct Pipeline {
     pub indexer: Workload,
     pub agent_config: AgentConfig,
     pub indexer_config: IndexerConfig,
+    /// Whose logs the collectors ship, which decides what they may read of the API.
+    pub collection: Collection,
     /// Node directories mounted read-only into the collector.
     pub host_paths: Vec<String>,
     /// Node directory of the collector's checkpoints.

@@ -36,6 +36,8 @@ fn yaml(child: &Child) -> Result<String, serde_yaml::Error> {
         Child::ServiceAccount(o) => serde_yaml::to_string(o),
         Child::ClusterRole(o) => serde_yaml::to_string(o),
         Child::ClusterRoleBinding(o) => serde_yaml::to_string(o),
+        Child::Role(o) => serde_yaml::to_string(o),
+        Child::RoleBinding(o) => serde_yaml::to_string(o),
         Child::ConfigMap(o) => serde_yaml::to_string(o),
         Child::Service(o) => serde_yaml::to_string(o),
         Child::PodDisruptionBudget(o) => serde_yaml::to_string(o),

@@ -6,7 +6,7 @@
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role};
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::Scope;
@@ -101,6 +101,9 @@ async fn run_a_pipeline(admin: &Client, namespace: &str, operator: &OperatorProc
     }
     let role = logpipe_operator::names::PipelineName::new(namespace, name).unwrap().collector_cluster_role();
     Api::<ClusterRole>::all(admin.clone()).get(&role).await.unwrap();
+    // A pipeline outside the release namespace collects its own namespace: its pods are read through a Role there.
+    let pods_role = Api::<Role>::namespaced(admin.clone(), namespace).get(&format!("{name}-collector")).await.unwrap();
+    assert_eq!(pods_role.rules.unwrap()[0].resources.as_deref(), Some(&["pods".to_owned()][..]));
     prunes_what_the_spec_does_not_want(admin, namespace, &pipelines.get(name).await.unwrap(), operator).await;
 
     pipelines.delete(name, &DeleteParams::default()).await.unwrap();
@@ -155,7 +158,7 @@ async fn assert_denied(admin: &Client, namespace: &str, account: &str) {
         let review: SubjectAccessReview = serde_json::from_value(json!({
             "spec": {
                 "user": format!("system:serviceaccount:{namespace}:{account}"),
-                "groups": service_account_groups(namespace),
+                "groups": logpipe_tests::service_account_groups(namespace),
                 "resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": "default"}
             }
         }))
@@ -188,7 +191,7 @@ impl OperatorProcess {
         });
         let log = dir.join("operator.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_logpipe-operator"));
-        command.args(args).env("KUBECONFIG", impersonating_kubeconfig(namespace, account, dir));
+        command.args(args).env("KUBECONFIG", logpipe_tests::impersonating_kubeconfig(namespace, account, dir));
         for var in container["env"].as_array().into_iter().flatten() {
             command.env(var["name"].as_str().unwrap(), env_value(var, namespace));
         }
@@ -222,24 +225,6 @@ fn env_value(var: &Value, namespace: &str) -> String {
 }
 
 /// The test environment's kubeconfig, acting as the ServiceAccount (the admin may impersonate anyone).
-fn impersonating_kubeconfig(namespace: &str, account: &str, dir: &Path) -> PathBuf {
-    let admin = std::fs::read_to_string(std::env::var("KUBECONFIG").unwrap()).unwrap();
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&admin).unwrap();
-    for user in config["users"].as_sequence_mut().unwrap() {
-        let user = user["user"].as_mapping_mut().unwrap();
-        user.insert("as".into(), format!("system:serviceaccount:{namespace}:{account}").into());
-        user.insert("as-groups".into(), serde_yaml::to_value(service_account_groups(namespace)).unwrap());
-    }
-    let path = dir.join("kubeconfig");
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
-    path
-}
-
-fn service_account_groups(namespace: &str) -> Vec<String> {
-    ["system:serviceaccounts".to_owned(), format!("system:serviceaccounts:{namespace}"), "system:authenticated".into()]
-        .to_vec()
-}
-
 fn chart_py(args: &[&str]) -> Output {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/chart.py");
     Command::new(logpipe_tests::helm_python()).arg(script).args(args).output().expect("running scripts/chart.py")

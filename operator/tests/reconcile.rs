@@ -6,7 +6,7 @@ mod support;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use logpipe_operator::build::CONFIG_HASH_ANNOTATION;
@@ -40,13 +40,21 @@ async fn lifecycle_create_roll_out_change_delete() {
     assert!(owned(ds.meta()));
     let deploy = Api::<Deployment>::namespaced(op.client.clone(), ns).get(&format!("{name}-indexer")).await.unwrap();
     assert!(owned(deploy.meta()));
+    // Under the default policy the pipeline collects its own namespace: it reads namespaces cluster-wide, and pods
+    // only there, through a Role the pipeline owns.
     let role_name = PipelineName::new(ns, &name).unwrap().collector_cluster_role();
     let role = Api::<ClusterRole>::all(op.client.clone()).get(&role_name).await.unwrap();
     let rules = role.rules.unwrap();
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
-    assert_eq!(rules[0].resources.as_deref().unwrap(), ["pods", "namespaces"]);
+    assert_eq!(rules[0].resources.as_deref().unwrap(), ["namespaces"]);
     Api::<ClusterRoleBinding>::all(op.client.clone()).get(&role_name).await.unwrap();
+    let pods_role = Api::<Role>::namespaced(op.client.clone(), ns).get(&format!("{name}-collector")).await.unwrap();
+    assert!(owned(pods_role.meta()));
+    assert_eq!(pods_role.rules.unwrap()[0].resources.as_deref().unwrap(), ["pods"]);
+    let binding =
+        Api::<RoleBinding>::namespaced(op.client.clone(), ns).get(&format!("{name}-collector")).await.unwrap();
+    assert_eq!(binding.subjects.unwrap()[0].name, format!("{name}-collector"));
 
     // The topics exist in Kafka with the spec's partitions.
     let topic = format!("{name}-logs");
@@ -194,6 +202,8 @@ async fn the_policy_refuses_before_anything_is_created() {
     .await;
     assert!(agent.contains("kube-system"), "the named namespace is collected: {agent}");
     assert_eq!(children(&op, &name).await, ["ConfigMap", "DaemonSet"]);
+    let roles = Api::<Role>::namespaced(op.client.clone(), &op.namespace);
+    assert!(roles.get_opt(&format!("{name}-collector")).await.unwrap().is_none(), "cluster-wide: no namespace Role");
     op.stop().await;
 }
 

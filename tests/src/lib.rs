@@ -75,3 +75,25 @@ where
         Err(e) => panic!("{e} (after {timeout:?})"),
     }
 }
+
+/// A copy of the test environment's kubeconfig, written into `dir`, that acts as the ServiceAccount
+/// `namespace/account` (impersonation), so a process run with it has exactly that account's rights.
+pub fn impersonating_kubeconfig(namespace: &str, account: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let admin = std::fs::read_to_string(required_env("KUBECONFIG")).expect("reading KUBECONFIG");
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&admin).expect("KUBECONFIG is YAML");
+    for user in config["users"].as_sequence_mut().expect("KUBECONFIG has users") {
+        let user = user["user"].as_mapping_mut().expect("a user entry");
+        user.insert("as".into(), format!("system:serviceaccount:{namespace}:{account}").into());
+        let groups: Vec<serde_yaml::Value> = service_account_groups(namespace).into_iter().map(Into::into).collect();
+        user.insert("as-groups".into(), groups.into());
+    }
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, serde_yaml::to_string(&config).expect("YAML")).expect("writing the kubeconfig");
+    path
+}
+
+/// The groups the API server gives every ServiceAccount of `namespace`.
+pub fn service_account_groups(namespace: &str) -> Vec<String> {
+    ["system:serviceaccounts".to_owned(), format!("system:serviceaccounts:{namespace}"), "system:authenticated".into()]
+        .to_vec()
+}

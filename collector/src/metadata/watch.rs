@@ -1,4 +1,5 @@
-//! The watches: this node's pods (field selector `spec.nodeName`) and the metadata of all namespaces, each
+//! The watches: this node's pods (field selector `spec.nodeName`; in one namespace when the agent collects one
+//! only, so that a Role of that namespace suffices) and the metadata of all namespaces, each
 //! forwarded as `Update`s into a channel the agent's loop drains. A watch that fails is retried with backoff; the
 //! agent keeps shipping with what it knows meanwhile.
 
@@ -16,12 +17,16 @@ pub enum WatchError {
     Client(#[from] kube::Error),
 }
 
-/// Starts both watches on the current runtime; updates arrive on the returned channel.
-pub async fn start(node: &str) -> Result<Receiver<Update>, WatchError> {
+/// Starts both watches on the current runtime; updates arrive on the returned channel. `namespace`: watch the
+/// pods of this namespace only.
+pub async fn start(node: &str, namespace: Option<&str>) -> Result<Receiver<Update>, WatchError> {
     let client = kube::Client::try_default().await?;
     let (tx, rx) = channel();
-    let pods =
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default().fields(&format!("spec.nodeName={node}")));
+    let api = match namespace {
+        Some(ns) => Api::<Pod>::namespaced(client.clone(), ns),
+        None => Api::<Pod>::all(client.clone()),
+    };
+    let pods = watcher(api, watcher::Config::default().fields(&format!("spec.nodeName={node}")));
     tokio::spawn(forward("pods", pods, tx.clone(), |event| match event {
         Event::Init => Some(Update::PodsRelist),
         Event::InitApply(pod) | Event::Apply(pod) => PodMeta::from_pod(&pod).map(Update::Pod),

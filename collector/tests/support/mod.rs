@@ -118,10 +118,16 @@ pub fn write_config(dir: &Path, glob: &str, bootstrap: &str, topic: &str, checkp
 }
 
 pub fn start_agent(config: &Path, log: &Path) -> Child {
+    start_agent_with_env(config, log, &[])
+}
+
+/// `start_agent` with these environment variables set besides the test's own.
+pub fn start_agent_with_env(config: &Path, log: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Child {
     let log = OpenOptions::new().create(true).append(true).open(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_logpipe-collector"))
         .args(["agent", "--config"])
         .arg(config)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -14,7 +14,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use std::collections::BTreeMap;
 
@@ -41,6 +41,8 @@ pub enum Child {
     ServiceAccount(ServiceAccount),
     ClusterRole(ClusterRole),
     ClusterRoleBinding(ClusterRoleBinding),
+    Role(Role),
+    RoleBinding(RoleBinding),
     ConfigMap(ConfigMap),
     Service(Service),
     PodDisruptionBudget(PodDisruptionBudget),
@@ -60,6 +62,9 @@ pub fn build(p: &Pipeline, owner: Option<&OwnerReference>, kafka: Option<&Manage
     children.extend(rbac::service_accounts(p, owner).into_iter().map(Child::ServiceAccount));
     children.push(Child::ClusterRole(rbac::cluster_role(p)));
     children.push(Child::ClusterRoleBinding(rbac::cluster_role_binding(p)));
+    if let Some((role, binding)) = rbac::namespace_role(p, owner) {
+        children.extend([Child::Role(role), Child::RoleBinding(binding)]);
+    }
     children.push(Child::ConfigMap(maps.collector.clone()));
     children.push(Child::ConfigMap(maps.indexer.clone()));
     children.push(Child::DaemonSet(collector::daemon_set(p, owner, &collector_hash)));
@@ -89,6 +94,8 @@ impl Child {
             Child::ServiceAccount(_) => "ServiceAccount",
             Child::ClusterRole(_) => "ClusterRole",
             Child::ClusterRoleBinding(_) => "ClusterRoleBinding",
+            Child::Role(_) => "Role",
+            Child::RoleBinding(_) => "RoleBinding",
             Child::ConfigMap(_) => "ConfigMap",
             Child::Service(_) => "Service",
             Child::PodDisruptionBudget(_) => "PodDisruptionBudget",
@@ -108,6 +115,8 @@ impl Child {
             Child::ServiceAccount(o) => &o.metadata,
             Child::ClusterRole(o) => &o.metadata,
             Child::ClusterRoleBinding(o) => &o.metadata,
+            Child::Role(o) => &o.metadata,
+            Child::RoleBinding(o) => &o.metadata,
             Child::ConfigMap(o) => &o.metadata,
             Child::Service(o) => &o.metadata,
             Child::PodDisruptionBudget(o) => &o.metadata,

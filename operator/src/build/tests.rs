@@ -165,6 +165,35 @@ fn collectors_carry_checkpoints_over_from_an_earlier_directory() {
     assert!(plain.daemon_set().unwrap().metadata.annotations.is_none());
 }
 
+/// A cluster-wide pipeline's collectors read every namespace's pods; a confined one's only its own namespace's.
+#[test]
+fn collectors_read_the_pods_they_may_collect() {
+    let cluster_wide = build(&pipeline(|_| {}), None, None);
+    let mut confined = pipeline(|_| {});
+    confined.collection = crate::validate::Collection::Confined("logging".into());
+    let confined = build(&confined, None, None);
+    let resources = |d: &Desired| -> (Vec<String>, Option<Vec<String>>) {
+        let cluster = d.children.iter().find_map(|c| match c {
+            Child::ClusterRole(r) => r.rules.clone()?[0].resources.clone(),
+            _ => None,
+        });
+        let namespaced = d.children.iter().find_map(|c| match c {
+            Child::Role(r) => r.rules.clone()?[0].resources.clone(),
+            _ => None,
+        });
+        (cluster.unwrap(), namespaced)
+    };
+    assert_eq!(resources(&cluster_wide), (vec!["pods".into(), "namespaces".into()], None));
+    assert_eq!(resources(&confined), (vec!["namespaces".into()], Some(vec!["pods".into()])));
+    let binding = confined.children.iter().find_map(|c| match c {
+        Child::RoleBinding(b) => Some(b.clone()),
+        _ => None,
+    });
+    let binding = binding.unwrap();
+    assert_eq!((binding.role_ref.kind.as_str(), binding.role_ref.name.as_str()), ("Role", "web-collector"));
+    assert_eq!(binding.metadata.namespace.as_deref(), Some("logging"));
+}
+
 #[test]
 fn indexer_pods_run_unprivileged_without_an_api_token() {
     let d = build(&pipeline(|s| s["indexer"]["replicas"] = json!(3)), None, None);

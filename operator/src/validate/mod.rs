@@ -94,6 +94,7 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
     Ok(Pipeline {
         collector: collector_workload(spec, defaults)?,
         indexer: indexer_workload(spec, defaults)?,
+        collection,
         host_paths,
         state_dir,
         earlier_state_dir: None,
