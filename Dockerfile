@@ -45,5 +45,8 @@ CMD ["run"]
 # which reads the kubelet's log files (root:root, mode 0640), and gives it the state directory with a chown.
 FROM runtime AS collector
 COPY --from=build /out/logpipe-collector /usr/local/bin/logpipe-collector
+# Node directories are mounted at their own paths (the kubelet's symlinks point there); one below /root, as where a
+# node keeps its engine's data in its home, is reached only through the image's /root, which holds nothing.
+RUN chmod 0755 /root
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/logpipe-collector"]
