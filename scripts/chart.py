@@ -38,12 +38,14 @@ VALUE_SETS = {
             "pipelineNamespaces": ["logging", "web"],
             "clusterWideNamespaces": ["logging"],
         },
+        "webhook": {"port": 10443, "failurePolicy": "Ignore", "timeoutSeconds": 10},
     },
     "no-rbac-no-service": {
         "rbac": {"create": False},
         "serviceAccount": {"create": False, "name": "existing"},
         "leaderElection": {"enabled": False},
         "metrics": {"service": {"enabled": False}},
+        "webhook": {"enabled": False},
     },
 }
 

@@ -1,12 +1,12 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use kube::runtime::events::{Recorder, Reporter};
-use logpipe_operator::kafka;
 use logpipe_operator::leader::{Elector, LeaseConfig};
 use logpipe_operator::metrics::Metrics;
 use logpipe_operator::model::OperatorPods;
 use logpipe_operator::reconcile::{self, Backoff, Context};
 use logpipe_operator::validate::{Defaults, Namespaces, Policy};
+use logpipe_operator::{admission, kafka};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller against the cluster of the pod or of KUBECONFIG.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the manifests a LogPipeline file becomes, without a cluster.
     Render {
         /// A LogPipeline manifest (YAML).
@@ -100,6 +100,23 @@ impl PolicyArgs {
     }
 }
 
+/// The validating admission webhook (docs/security.md): refusals at `kubectl apply`.
+#[derive(clap::Args)]
+struct WebhookArgs {
+    /// Serve the webhook over HTTPS at this address. Empty: no webhook.
+    #[arg(long, default_value = "")]
+    webhook_listen: String,
+    /// Names (or IP addresses) the API server reaches the webhook by, for its certificate (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "logpipe-operator-webhook.logpipe-system.svc")]
+    webhook_hosts: Vec<String>,
+    /// The Secret, in the operator's namespace, that keeps the webhook's CA and certificate.
+    #[arg(long, default_value = "logpipe-operator-webhook-tls")]
+    webhook_secret: String,
+    /// The ValidatingWebhookConfiguration whose caBundle the operator keeps equal to its CA.
+    #[arg(long)]
+    webhook_configuration: Option<String>,
+}
+
 #[derive(clap::Args)]
 struct RunArgs {
     /// Image of collectors and indexers when a LogPipeline names none.
@@ -109,6 +126,8 @@ struct RunArgs {
     policy: PolicyArgs,
     #[command(flatten)]
     operator: OperatorArgs,
+    #[command(flatten)]
+    webhook: WebhookArgs,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     http_listen: String,
@@ -152,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
             print!("{out}");
             Ok(())
         }
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(*args).await,
     }
 }
 
@@ -164,6 +183,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.http_listen))?;
     tokio::spawn(logpipe_http::serve(listener, Arc::clone(&metrics)));
+    let defaults = args.policy.defaults(args.collector_image, args.operator);
+    if !args.webhook.webhook_listen.is_empty() {
+        start_webhook(&client, args.webhook, &defaults, args.namespace.clone()).await?;
+    }
     metrics.set_started();
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let elector = args.leader_election.then(|| {
@@ -185,7 +208,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
-        defaults: args.policy.defaults(args.collector_image, args.operator),
+        defaults,
         metrics: Arc::clone(&metrics),
         backoff: Backoff::default(),
         kafka: kafka::Settings {
@@ -214,6 +237,28 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     // Losing the lease ends the process: the pod restarts as a standby rather than reconcile next to a new leader.
     outcome.map_err(anyhow::Error::from)
+}
+
+/// Every replica serves the webhook, leader or not: the Service sends the API server to any of them.
+async fn start_webhook(
+    client: &kube::Client,
+    args: WebhookArgs,
+    defaults: &Defaults,
+    scope: Option<String>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&args.webhook_listen)
+        .await
+        .with_context(|| format!("listening on {}", args.webhook_listen))?;
+    let settings = admission::Settings {
+        namespace: defaults.operator.namespace.clone(),
+        secret: args.webhook_secret,
+        configuration: args.webhook_configuration,
+        hosts: args.webhook_hosts,
+    };
+    let judge = admission::Judge { defaults: defaults.clone(), scope };
+    admission::start(client.clone(), settings, listener, judge).await.context("starting the admission webhook")?;
+    tracing::info!(address = %args.webhook_listen, path = admission::PATH, "serving the admission webhook");
+    Ok(())
 }
 
 async fn hold(elector: Option<&Elector>) -> logpipe_operator::leader::LeaderError {

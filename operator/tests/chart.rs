@@ -3,9 +3,10 @@
 //! environment as the chart's ServiceAccount, runs a pipeline from creation to deletion. So the chart's RBAC is
 //! enough, and the access reviews at the end show what it does not grant.
 
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role};
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
@@ -36,7 +37,9 @@ async fn the_installed_chart_runs_the_operator_with_the_rbac_it_grants() {
         let object: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
         Api::<Namespace>::all(admin.clone()).create(&PostParams::default(), &object).await.unwrap();
     }
-    let manifests = render(&release, &release_ns, &[&format!("watchNamespace={watched_ns}"), "image.tag=test"]);
+    let mut manifests = render(&release, &release_ns, &[&format!("watchNamespace={watched_ns}"), "image.tag=test"]);
+    let webhook = format!("127.0.0.1:{}", free_port());
+    reach_the_webhook_at(&mut manifests, &webhook);
     for manifest in &manifests {
         apply(&admin, &release_ns, manifest).await;
     }
@@ -44,7 +47,7 @@ async fn the_installed_chart_runs_the_operator_with_the_rbac_it_grants() {
     let fullname = named(&manifests, "Deployment");
 
     let dir = tempfile::tempdir().unwrap();
-    let operator = OperatorProcess::start(&manifests, &release_ns, &account, dir.path());
+    let operator = OperatorProcess::start(&manifests, &release_ns, &account, dir.path(), &webhook);
     let ready = format!("the operator's /readyz on {}", operator.http);
     logpipe_tests::wait_for(&ready, TIMEOUT, || async { http_get(&operator.http, "/readyz").filter(|b| b == "ready") })
         .await;
@@ -55,6 +58,8 @@ async fn the_installed_chart_runs_the_operator_with_the_rbac_it_grants() {
     })
     .await;
 
+    the_webhook_trusts_the_operators_ca(&admin, &release_ns, &fullname).await;
+    refuses_at_apply(&admin, &watched_ns).await;
     run_a_pipeline(&admin, &watched_ns, &operator).await;
     assert_denied(&admin, &release_ns, &account).await;
 
@@ -63,8 +68,62 @@ async fn the_installed_chart_runs_the_operator_with_the_rbac_it_grants() {
     drop(operator);
     let _ = Api::<ClusterRoleBinding>::all(admin.clone()).delete(&fullname, &DeleteParams::default()).await;
     let _ = Api::<ClusterRole>::all(admin.clone()).delete(&fullname, &DeleteParams::default()).await;
+    let _ = Api::<ValidatingWebhookConfiguration>::all(admin.clone()).delete(&fullname, &DeleteParams::default()).await;
     for ns in [&release_ns, &watched_ns] {
         let _ = Api::<Namespace>::all(admin.clone()).delete(ns, &DeleteParams::default()).await;
+    }
+}
+
+/// The test apiserver has no Service network (no kube-proxy, no cluster DNS), so it cannot call the chart's
+/// Service: the webhook configuration, as rendered in every other respect, is pointed at the operator's loopback
+/// address instead. The certificate then names that address too (see OperatorProcess::start).
+fn reach_the_webhook_at(manifests: &mut [Value], address: &str) {
+    let configuration = manifests
+        .iter_mut()
+        .find(|m| m["kind"] == "ValidatingWebhookConfiguration")
+        .expect("the chart renders the webhook configuration");
+    let client = &mut configuration["webhooks"][0]["clientConfig"];
+    let path = client["service"]["path"].as_str().expect("a path").to_owned();
+    assert_eq!(path, logpipe_operator::admission::PATH);
+    *client = json!({"url": format!("https://{address}{path}")});
+}
+
+/// The operator made the webhook's Secret under the chart's Role and put its CA into the chart's configuration.
+async fn the_webhook_trusts_the_operators_ca(admin: &Client, namespace: &str, fullname: &str) {
+    let secret = Api::<Secret>::namespaced(admin.clone(), namespace).get(&format!("{fullname}-webhook-tls")).await;
+    let ca = secret.expect("the operator made the webhook's Secret").data.unwrap()["ca.crt"].clone();
+    let configuration = Api::<ValidatingWebhookConfiguration>::all(admin.clone()).get(fullname).await.unwrap();
+    let bundle = configuration.webhooks.unwrap()[0].client_config.ca_bundle.clone();
+    assert_eq!(bundle, Some(ca), "the configuration trusts the Secret's CA");
+}
+
+/// A pipeline owner's specs that the policy refuses fail at `kubectl apply`, with the field and the policy, and
+/// nothing is stored.
+async fn refuses_at_apply(admin: &Client, namespace: &str) {
+    let pipelines = Api::<LogPipeline>::namespaced(admin.clone(), namespace);
+    let cases = [
+        ("etc", json!({"collector": {"paths": ["/etc/kubernetes/pki/*.key"]}}), "policy.allowedHostPaths"),
+        ("image", json!({"collector": {"image": "example.com/mine:1"}}), "policy.allowImageOverrides"),
+        ("others", json!({"collector": {"filter": {"includeNamespaces": ["kube-system"]}}}), "clusterWideNamespaces"),
+    ];
+    for (name, spec, policy) in cases {
+        let mut pipeline = json!({
+            "apiVersion": "logpipe.dev/v1alpha1",
+            "kind": "LogPipeline",
+            "metadata": {"name": name},
+            "spec": {
+                "kafka": {"external": {"bootstrapServers": logpipe_tests::kafka_bootstrap()}},
+                "indexer": {"elasticsearch": {"url": logpipe_tests::elasticsearch_url()}}
+            }
+        });
+        pipeline["spec"]["collector"] = spec["collector"].clone();
+        let created = pipelines.patch(name, &PatchParams::apply("owner").force(), &Patch::Apply(&pipeline)).await;
+        let message = match created {
+            Err(kube::Error::Api(status)) => status.message,
+            other => panic!("{name}: the API server stored a pipeline the policy refuses: {other:?}"),
+        };
+        assert!(message.contains("logpipelines.logpipe.dev") && message.contains(policy), "{name}: {message}");
+        assert!(pipelines.get_opt(name).await.unwrap().is_none(), "{name}: nothing is stored");
     }
 }
 
@@ -152,6 +211,8 @@ async fn assert_denied(admin: &Client, namespace: &str, account: &str) {
         ("bind", "rbac.authorization.k8s.io", "clusterroles"),
         ("impersonate", "", "users"),
         ("delete", "logpipe.dev", "logpipelines"),
+        ("update", "", "secrets"),
+        ("patch", "admissionregistration.k8s.io", "validatingwebhookconfigurations"),
     ];
     let reviews = Api::<SubjectAccessReview>::all(admin.clone());
     for (verb, group, resource) in denied {
@@ -178,15 +239,21 @@ struct OperatorProcess {
 impl OperatorProcess {
     const POD_NAME: &'static str = "logpipe-operator-chart-test";
 
-    fn start(manifests: &[Value], namespace: &str, account: &str, dir: &Path) -> OperatorProcess {
+    fn start(manifests: &[Value], namespace: &str, account: &str, dir: &Path, webhook: &str) -> OperatorProcess {
         let deployment = manifests.iter().find(|m| m["kind"] == "Deployment").expect("the chart renders a Deployment");
         let container = &deployment["spec"]["template"]["spec"]["containers"][0];
         let http = format!("127.0.0.1:{}", free_port());
         let args = container["args"].as_array().expect("container args").iter().map(|a| {
             let a = a.as_str().expect("string args");
-            match a.strip_prefix("--http-listen=") {
-                Some(_) => format!("--http-listen={http}"),
-                None => a.to_owned(),
+            if a.starts_with("--http-listen=") {
+                format!("--http-listen={http}")
+            } else if a.starts_with("--webhook-listen=") {
+                format!("--webhook-listen={webhook}")
+            } else if a.starts_with("--webhook-hosts=") {
+                let ip = webhook.split(':').next().unwrap();
+                format!("{a},{ip}")
+            } else {
+                a.to_owned()
             }
         });
         let log = dir.join("operator.log");
