@@ -6,12 +6,16 @@ use kube::Api;
 use logpipe_operator::leader::{Elector, LeaseConfig};
 use std::time::Duration;
 
+/// Long enough that a holder renewing every third of it survives a loaded machine's stalls (a 2 s lease lost
+/// renewals to a busy apiserver while the rest of the suite ran).
+const LEASE: Duration = Duration::from_secs(5);
+
 fn config(namespace: &str, identity: &str) -> LeaseConfig {
     LeaseConfig {
         namespace: namespace.into(),
         name: "logpipe-operator".into(),
         identity: identity.into(),
-        duration: Duration::from_secs(2),
+        duration: LEASE,
     }
 }
 
@@ -29,17 +33,17 @@ async fn one_holder_at_a_time() {
     let contest = tokio::select! {
         _ = b.acquire() => "b acquired a held lease",
         lost = a.hold() => if matches!(lost, logpipe_operator::leader::LeaderError::Lost(_)) { "a lost its lease" } else { "a failed" },
-        _ = tokio::time::sleep(Duration::from_secs(5)) => "held",
+        _ = tokio::time::sleep(LEASE * 2) => "held",
     };
     assert_eq!(contest, "held");
 
-    // Released, it passes to b at once (well within a lease duration).
+    // Released, it passes to b at once: within b's next attempt, well before the lease could have expired.
     a.release().await;
-    tokio::time::timeout(Duration::from_secs(2), b.acquire()).await.expect("b takes a released lease").unwrap();
+    tokio::time::timeout(LEASE * 3 / 4, b.acquire()).await.expect("b takes a released lease").unwrap();
 
     // b stops renewing (a crash): a takes over once the lease expires, and b learns it lost on its next renewal.
-    tokio::time::timeout(Duration::from_secs(10), a.acquire()).await.expect("a takes an expired lease").unwrap();
-    let lost = tokio::time::timeout(Duration::from_secs(5), b.hold()).await.expect("b notices");
+    tokio::time::timeout(LEASE * 3, a.acquire()).await.expect("a takes an expired lease").unwrap();
+    let lost = tokio::time::timeout(LEASE * 3, b.hold()).await.expect("b notices");
     assert!(matches!(lost, logpipe_operator::leader::LeaderError::Lost(_)), "{lost}");
     Api::<Namespace>::all(client).delete(&ns, &DeleteParams::default()).await.unwrap();
 }
