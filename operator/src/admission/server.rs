@@ -10,7 +10,7 @@ use hyper::header::CONTENT_TYPE;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::DynamicObject;
 use rustls::pki_types::pem::PemObject as _;
@@ -19,11 +19,15 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub const PATH: &str = "/validate-logpipeline";
 /// The API server sends the object and the old one, each at most its 3 MiB request limit.
 const MAX_BODY: usize = 8 << 20;
+/// A connection that has not sent its request by then holds no task longer: the API server's own timeout for
+/// the webhook is seconds.
+const SLOW_CLIENT: Duration = Duration::from_secs(10);
 
 /// What the webhook judges by: the operator's defaults and policy, and the namespace it watches.
 #[derive(Debug, Clone)]
@@ -72,15 +76,18 @@ pub async fn serve(listener: TcpListener, certificate: Arc<Certificate>, judge: 
         let (stream, peer) = listener.accept().await?;
         let (acceptor, judge) = (acceptor.clone(), Arc::clone(&judge));
         tokio::spawn(async move {
-            let stream = match acceptor.accept(stream).await {
-                Ok(stream) => stream,
-                Err(error) => return tracing::debug!(%error, %peer, "admission TLS handshake"),
+            let stream = match tokio::time::timeout(SLOW_CLIENT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => return tracing::debug!(%error, %peer, "admission TLS handshake"),
+                Err(_) => return tracing::debug!(%peer, "admission TLS handshake timed out"),
             };
             let service = service_fn(move |req| {
                 let judge = Arc::clone(&judge);
                 async move { Ok::<_, Infallible>(handle(req, &judge).await) }
             });
-            if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            let mut http = http1::Builder::new();
+            http.timer(TokioTimer::new()).header_read_timeout(SLOW_CLIENT);
+            if let Err(error) = http.serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!(%error, %peer, "admission connection");
             }
         });
@@ -91,9 +98,10 @@ async fn handle(req: Request<hyper::body::Incoming>, judge: &Judge) -> Response<
     if req.method() != Method::POST || req.uri().path() != PATH {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(error) => return plain(StatusCode::BAD_REQUEST, &format!("reading the request: {error}\n")),
+    let body = match tokio::time::timeout(SLOW_CLIENT, Limited::new(req.into_body(), MAX_BODY).collect()).await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(error)) => return plain(StatusCode::BAD_REQUEST, &format!("reading the request: {error}\n")),
+        Err(_) => return plain(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time\n"),
     };
     let response = match serde_json::from_slice::<AdmissionReview<DynamicObject>>(&body).map(AdmissionReview::try_into)
     {
