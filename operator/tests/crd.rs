@@ -61,6 +61,9 @@ spec:
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
+        // No administrator's policy names the pipeline's namespace: its collectors read pods there only.
+        "Role",
+        "RoleBinding",
         "ConfigMap",
         "ConfigMap",
         "DaemonSet",
