@@ -7,6 +7,8 @@
   chart.py install|upgrade --kubeconfig K [--release R] [--namespace N] [--set key=value ...]
                                                  what `helm install --create-namespace` / `helm upgrade` do, CRDs
                                                  included on install; prints the release's revision
+  chart.py uninstall --kubeconfig K [--release R] [--namespace N]
+                                                 `helm uninstall`: the release's objects, cluster-scoped ones too
 
 Run with the interpreter of the venv that scripts/testenv.sh installs (LOGPIPE_HELM_PYTHON).
 """
@@ -73,6 +75,8 @@ def release(action: str, kubeconfig: str, name: str, namespace: str, sets: list[
     config = helm.Config(kubeconfig_path=kubeconfig, namespace=namespace)
     if action == "install":
         rel = config.install(CHART, name, parse_sets(sets), namespace=namespace, create_namespace=True)
+    elif action == "uninstall":
+        rel = config.uninstall(name, ignore_not_found=True)
     else:
         rel = config.upgrade(CHART, name, parse_sets(sets), namespace=namespace)
     print(rel.get("version"))
@@ -113,18 +117,20 @@ def main() -> int:
     r.add_argument("--release", default="logpipe")
     r.add_argument("--namespace", default="logpipe-system")
     r.add_argument("--set", action="append", default=[], dest="sets")
-    for action in ("install", "upgrade"):
+    for action in ("install", "upgrade", "uninstall"):
         a = sub.add_parser(action)
         a.add_argument("--kubeconfig", required=True)
         a.add_argument("--release", default="logpipe")
         a.add_argument("--namespace", default="logpipe-system")
-        a.add_argument("--set", action="append", default=[], dest="sets")
+        if action != "uninstall":
+            a.add_argument("--set", action="append", default=[], dest="sets")
     args = parser.parse_args()
     try:
         if args.command == "lint":
             return lint()
-        if args.command in ("install", "upgrade"):
-            return release(args.command, args.kubeconfig, args.release, args.namespace, args.sets)
+        if args.command in ("install", "upgrade", "uninstall"):
+            sets = getattr(args, "sets", [])
+            return release(args.command, args.kubeconfig, args.release, args.namespace, sets)
         return render(args.release, args.namespace, args.sets)
     except helm.HelmError as e:
         print(f"chart.py {args.command}: {e}", file=sys.stderr)

@@ -34,7 +34,9 @@ async fn the_installed_chart_runs_the_operator_with_the_rbac_it_grants() {
     let release = logpipe_tests::unique_name("chart");
     let (release_ns, watched_ns) = (release.clone(), format!("{release}-lp"));
     for ns in [&release_ns, &watched_ns] {
-        let object: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        // The label Kubernetes sets from 1.21 (this apiserver is 1.20): the webhook selects the watched namespace.
+        let labels = json!({"kubernetes.io/metadata.name": ns});
+        let object: Namespace = serde_json::from_value(json!({"metadata": {"name": ns, "labels": labels}})).unwrap();
         Api::<Namespace>::all(admin.clone()).create(&PostParams::default(), &object).await.unwrap();
     }
     let mut manifests = render(&release, &release_ns, &[&format!("watchNamespace={watched_ns}"), "image.tag=test"]);

@@ -6,6 +6,8 @@
 //! The two tests share the node, so they take turns.
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use logpipe_operator::crd::LogPipeline;
 use logpipe_tests::node::release::{component, Release, PIPELINE};
 use logpipe_tests::node::{self, Node};
 use logpipe_tests::stack::data;
@@ -82,6 +84,7 @@ async fn an_upgrade_rolls_only_what_changed() {
     let node = Node::from_env().await;
     let run = Release::new("node-upgrade");
     run.up(&node, 500).await.unwrap();
+    the_webhook_refuses_at_apply(&node, &run).await;
     let operator = node.wait_deployment_available(&run.system, &run.operator()).await.unwrap();
     let before = Workloads::read(&node, &run).await;
 
@@ -102,6 +105,19 @@ async fn an_upgrade_rolls_only_what_changed() {
     assert!(after.indexer_generation > before.indexer_generation, "the indexer Deployment did not roll");
     assert!(after.indexer_pods.is_disjoint(&before.indexer_pods), "old indexer pods still run");
     run.remove(&node).await.unwrap();
+}
+
+/// The chart's admission webhook, which the apiserver reaches through its Service (kube-proxy's rules on the
+/// node) with the CA the operator published, refuses a spec outside the policy at apply; nothing is stored.
+async fn the_webhook_refuses_at_apply(node: &Node, run: &Release) {
+    let mut etc = run.pipeline(node, 500);
+    etc["metadata"]["name"] = json!("etc");
+    etc["spec"]["collector"]["paths"] = json!(["/etc/kubernetes/pki/*.key"]);
+    let api = kube::Api::<LogPipeline>::namespaced(node.client.clone(), &run.logging);
+    let refused = api.patch("etc", &PatchParams::apply("owner").force(), &Patch::Apply(&etc)).await.unwrap_err();
+    let message = refused.to_string();
+    assert!(message.contains("denied the request") && message.contains("policy.allowedHostPaths"), "{message}");
+    assert!(api.get_opt("etc").await.unwrap().is_none(), "nothing is stored");
 }
 
 /// Deletes `pod` (a component's) and waits until a new pod of the component is ready; returns it.

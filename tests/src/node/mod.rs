@@ -64,7 +64,8 @@ impl Node {
         }
     }
 
-    /// `helm install --create-namespace` or `helm upgrade` of the repository's chart, by Helm's own engine.
+    /// `helm install --create-namespace`, `helm upgrade` or `helm uninstall` of the repository's chart, by Helm's
+    /// own engine.
     pub fn helm(&self, action: &str, release: &str, namespace: &str, sets: &[String]) -> Result<(), StackError> {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut command = Command::new(crate::helm_python());
@@ -102,7 +103,9 @@ impl Node {
     }
 
     pub async fn create_namespace(&self, name: &str) -> Result<(), StackError> {
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))
+        // The label Kubernetes sets itself from 1.21 (the node runs 1.20): the chart's webhook selects by it.
+        let labels = json!({"kubernetes.io/metadata.name": name});
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))
             .map_err(|e| StackError::Manifest(e.to_string()))?;
         Api::<Namespace>::all(self.client.clone()).create(&PostParams::default(), &ns).await.map_err(kube(name))?;
         Ok(())

@@ -118,8 +118,11 @@ impl Release {
     /// finalizer removes the pipeline's cluster-wide role; then the namespaces, the release with them.
     pub async fn remove(&self, node: &Node) -> Result<(), StackError> {
         let deleted = cluster::delete_pipeline(&node.client, &self.logging, PIPELINE).await;
+        // helm uninstall, as the README says: it also removes the cluster-scoped objects (RBAC, the webhook
+        // configuration), which deleting the namespaces would leave behind.
+        let uninstalled = node.helm("uninstall", &self.name, &self.system, &[]);
         node.delete_namespaces(&[&self.apps, &self.logging, &self.system]).await;
-        deleted
+        deleted.and(uninstalled)
     }
 }
 
