@@ -185,7 +185,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tokio::spawn(logpipe_http::serve(listener, Arc::clone(&metrics)));
     let defaults = args.policy.defaults(args.collector_image, args.operator);
     if !args.webhook.webhook_listen.is_empty() {
-        start_webhook(&client, args.webhook, &defaults, args.namespace.clone()).await?;
+        let judge = admission::Judge {
+            defaults: defaults.clone(),
+            scope: args.namespace.clone(),
+            metrics: Arc::clone(&metrics),
+        };
+        start_webhook(&client, args.webhook, judge).await?;
     }
     metrics.set_started();
     let identity = args.identity.clone().unwrap_or_else(default_identity);
@@ -240,22 +245,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// Every replica serves the webhook, leader or not: the Service sends the API server to any of them.
-async fn start_webhook(
-    client: &kube::Client,
-    args: WebhookArgs,
-    defaults: &Defaults,
-    scope: Option<String>,
-) -> anyhow::Result<()> {
+async fn start_webhook(client: &kube::Client, args: WebhookArgs, judge: admission::Judge) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.webhook_listen)
         .await
         .with_context(|| format!("listening on {}", args.webhook_listen))?;
     let settings = admission::Settings {
-        namespace: defaults.operator.namespace.clone(),
+        namespace: judge.defaults.operator.namespace.clone(),
         secret: args.webhook_secret,
         configuration: args.webhook_configuration,
         hosts: args.webhook_hosts,
     };
-    let judge = admission::Judge { defaults: defaults.clone(), scope };
     admission::start(client.clone(), settings, listener, judge).await.context("starting the admission webhook")?;
     tracing::info!(address = %args.webhook_listen, path = admission::PATH, "serving the admission webhook");
     Ok(())

@@ -21,6 +21,11 @@ struct OutcomeLabel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VerdictLabel {
+    verdict: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct FailureLabel {
     step: &'static str,
     category: &'static str,
@@ -31,6 +36,8 @@ pub struct Metrics {
     reconciles: Family<OutcomeLabel, Counter>,
     failures: Family<FailureLabel, Counter>,
     leader: Gauge,
+    admission_reviews: Family<VerdictLabel, Counter>,
+    certificate_expiry: Gauge,
     started: AtomicBool,
 }
 
@@ -47,7 +54,27 @@ impl Default for Metrics {
         );
         let leader = Gauge::default();
         registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
-        Self { registry, reconciles, failures, leader, started: AtomicBool::new(false) }
+        let admission_reviews = Family::<VerdictLabel, Counter>::default();
+        registry.register(
+            "admission_reviews",
+            "LogPipeline admission requests this replica answered, by verdict",
+            admission_reviews.clone(),
+        );
+        let certificate_expiry = Gauge::default();
+        registry.register(
+            "admission_certificate_expiry_timestamp_seconds",
+            "When the admission webhook's serving certificate ends (Unix time); renewed 30 days before",
+            certificate_expiry.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            failures,
+            leader,
+            admission_reviews,
+            certificate_expiry,
+            started: AtomicBool::new(false),
+        }
     }
 }
 
@@ -65,6 +92,15 @@ impl Metrics {
     pub fn failed(&self, step: &'static str, category: &'static str) {
         self.reconciles.get_or_create(&OutcomeLabel { outcome: "error" }).inc();
         self.failures.get_or_create(&FailureLabel { step, category }).inc();
+    }
+
+    /// An admission request answered; `verdict` is one of a small fixed set (valid, refused, ...).
+    pub fn admission_review(&self, verdict: &'static str) {
+        self.admission_reviews.get_or_create(&VerdictLabel { verdict }).inc();
+    }
+
+    pub fn set_certificate_expiry(&self, unix_seconds: i64) {
+        self.certificate_expiry.set(unix_seconds);
     }
 
     pub fn set_leader(&self, leader: bool) {

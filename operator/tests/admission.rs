@@ -98,7 +98,8 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     let certificate = Arc::new(Certificate::new(&first.cert, &first.key).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let judge = Judge { defaults: Defaults::new("logpipe/collector:1"), scope: None };
+    let metrics = Arc::new(logpipe_operator::metrics::Metrics::default());
+    let judge = Judge { defaults: Defaults::new("logpipe/collector:1"), scope: None, metrics };
     tokio::spawn(admission::serve(listener, Arc::clone(&certificate), Arc::new(judge)));
 
     assert_eq!(served(address, &first.ca_cert).await, pem_der(&first.cert));

@@ -67,6 +67,8 @@ async fn the_installed_chart_runs_the_operator_with_the_rbac_it_grants() {
 
     let metrics = http_get(&operator.http, "/metrics").expect("/metrics answers");
     assert!(metrics.contains("logpipe_operator_leader 1"), "{metrics}");
+    assert!(metrics.contains(r#"logpipe_operator_admission_reviews_total{verdict="refused"} 3"#), "{metrics}");
+    assert!(metrics.contains("logpipe_operator_admission_certificate_expiry_timestamp_seconds "), "{metrics}");
     drop(operator);
     let _ = Api::<ClusterRoleBinding>::all(admin.clone()).delete(&fullname, &DeleteParams::default()).await;
     let _ = Api::<ClusterRole>::all(admin.clone()).delete(&fullname, &DeleteParams::default()).await;

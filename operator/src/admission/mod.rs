@@ -12,6 +12,7 @@ pub use review::{respond, verdict, Verdict};
 pub use secret::{ensure, publish_ca, Settings};
 pub use server::{serve, Certificate, Judge, PATH};
 
+use crate::metrics::Metrics;
 use kube::Client;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +56,9 @@ pub async fn start(
 ) -> Result<(), AdmissionError> {
     let material = refresh(&client, &settings).await?;
     let certificate = Arc::new(Certificate::new(&material.cert, &material.key)?);
-    tokio::spawn(keep_current(client, settings, Arc::clone(&certificate), material));
+    judge.metrics.set_certificate_expiry(material.not_after.timestamp());
+    let metrics = Arc::clone(&judge.metrics);
+    tokio::spawn(keep_current(client, settings, Arc::clone(&certificate), material, metrics));
     tokio::spawn(async move {
         if let Err(error) = serve(listener, certificate, Arc::new(judge)).await {
             tracing::error!(%error, "the admission webhook stopped serving");
@@ -74,7 +77,13 @@ async fn refresh(client: &Client, settings: &Settings) -> Result<Material, Admis
     Ok(material)
 }
 
-async fn keep_current(client: Client, settings: Settings, certificate: Arc<Certificate>, mut serving: Material) {
+async fn keep_current(
+    client: Client,
+    settings: Settings,
+    certificate: Arc<Certificate>,
+    mut serving: Material,
+    metrics: Arc<Metrics>,
+) {
     loop {
         tokio::time::sleep(REFRESH).await;
         let outcome = match refresh(&client, &settings).await {
@@ -82,6 +91,7 @@ async fn keep_current(client: Client, settings: Settings, certificate: Arc<Certi
             Ok(material) => certificate.replace(&material.cert, &material.key).map(|()| serving = material),
             Err(error) => Err(error),
         };
+        metrics.set_certificate_expiry(serving.not_after.timestamp());
         if let Err(error) = outcome {
             tracing::warn!(%error, "keeping the admission webhook's certificate current");
         }

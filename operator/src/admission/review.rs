@@ -19,6 +19,19 @@ pub enum Verdict {
     Refused(Invalid),
 }
 
+impl Verdict {
+    /// The metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::NotWatched => "not_watched",
+            Verdict::SpecUnchanged => "spec_unchanged",
+            Verdict::Deleting => "deleting",
+            Verdict::Refused(_) => "refused",
+        }
+    }
+}
+
 /// Decides a LogPipeline request. `scope` is the namespace the operator watches, if only one.
 pub fn verdict(request: &AdmissionRequest<DynamicObject>, defaults: &Defaults, scope: Option<&str>) -> Verdict {
     let namespace = request.namespace.as_deref().unwrap_or_default();

@@ -3,6 +3,7 @@
 
 use super::review::{respond, verdict, Verdict};
 use super::AdmissionError;
+use crate::metrics::Metrics;
 use crate::validate::Defaults;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -29,11 +30,13 @@ const MAX_BODY: usize = 8 << 20;
 /// the webhook is seconds.
 const SLOW_CLIENT: Duration = Duration::from_secs(10);
 
-/// What the webhook judges by: the operator's defaults and policy, and the namespace it watches.
-#[derive(Debug, Clone)]
+/// What the webhook judges by: the operator's defaults and policy, and the namespace it watches; and where it
+/// counts its verdicts.
+#[derive(Clone)]
 pub struct Judge {
     pub defaults: Defaults,
     pub scope: Option<String>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The serving certificate of the moment.
@@ -121,6 +124,7 @@ async fn handle(req: Request<hyper::body::Incoming>, judge: &Judge) -> Response<
 
 fn judged(request: &AdmissionRequest<DynamicObject>, judge: &Judge) -> AdmissionResponse {
     let verdict = verdict(request, &judge.defaults, judge.scope.as_deref());
+    judge.metrics.admission_review(verdict.label());
     let (namespace, name, user) =
         (request.namespace.as_deref().unwrap_or_default(), &request.name, &request.user_info.username);
     match &verdict {
