@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod apply;
 pub mod build;
+pub mod certs;
 pub mod crd;
 pub mod events;
 pub mod fetch;

@@ -94,7 +94,7 @@ async fn the_ca_reaches_every_webhook_of_the_configuration() {
 async fn a_renewed_certificate_is_served_without_a_restart() {
     let now = chrono::Utc::now();
     let hosts = vec!["127.0.0.1".to_owned()];
-    let first = admission::Material::generate(&hosts, now).unwrap();
+    let first = admission::Material::generate(admission::PROFILE, &hosts, now).unwrap();
     let certificate = Arc::new(Certificate::new(&first.cert, &first.key).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -103,7 +103,7 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     tokio::spawn(admission::serve(listener, Arc::clone(&certificate), Arc::new(judge)));
 
     assert_eq!(served(address, &first.ca_cert).await, pem_der(&first.cert));
-    let renewed = first.renew(&hosts, now).unwrap();
+    let renewed = first.renew(admission::PROFILE, &hosts, now).unwrap();
     certificate.replace(&renewed.cert, &renewed.key).unwrap();
     assert_eq!(served(address, &first.ca_cert).await, pem_der(&renewed.cert), "the next handshake gets the new one");
 }

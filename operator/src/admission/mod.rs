@@ -1,13 +1,12 @@
 //! The validating admission webhook: a LogPipeline that the operator would refuse is refused at `kubectl apply`,
 //! by the same rules and policy ([`review`]). Every replica serves it, leader or not ([`server`]), with a
-//! certificate kept in a Secret ([`secret`]) that a CA of the operator's making signed ([`certs`]).
+//! certificate kept in a Secret ([`secret`]) that a CA of the operator's making signed ([`crate::certs`]).
 
-mod certs;
 mod review;
 mod secret;
 mod server;
 
-pub use certs::{Material, Renewal};
+pub use crate::certs::{Material, Renewal};
 pub use review::{respond, verdict, Verdict};
 pub use secret::{ensure, publish_ca, Settings};
 pub use server::{serve, Certificate, Judge, PATH};
@@ -20,11 +19,14 @@ use tokio::net::TcpListener;
 
 /// How often each replica looks at the Secret: a renewal by another replica reaches every replica within this.
 const REFRESH: Duration = Duration::from_secs(300);
+/// The webhook's CA; the API server alone trusts it.
+pub const PROFILE: crate::certs::Profile =
+    crate::certs::Profile { ca_name: "logpipe-operator admission CA", client_auth: false };
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
-    #[error("making a certificate: {0}")]
-    Certificate(#[from] rcgen::Error),
+    #[error(transparent)]
+    Certificate(#[from] crate::certs::CertError),
     #[error("reading a PEM certificate or key: {0}")]
     Pem(#[from] rustls::pki_types::pem::Error),
     #[error("loading the serving certificate: {0}")]

@@ -2,19 +2,18 @@
 //! whichever replica comes first, renewed under optimistic concurrency; and the webhook configuration whose
 //! `caBundle` the operator keeps equal to that Secret's CA.
 
-use super::certs::{Material, Renewal};
-use super::AdmissionError;
+use super::{AdmissionError, PROFILE};
+use crate::build::MANAGED_BY;
+use crate::certs::{Material, Renewal};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use std::collections::BTreeMap;
 
-const NOT_AFTER: &str = "logpipe.dev/not-after";
-const HOSTS: &str = "logpipe.dev/hosts";
 const ATTEMPTS: usize = 3;
 
 /// Where the webhook's certificates are kept, what they are for, and which configuration trusts them.
@@ -34,17 +33,17 @@ pub async fn ensure(client: &Client, settings: &Settings, now: DateTime<Utc>) ->
     let what = || format!("the Secret {}/{}", settings.namespace, settings.secret);
     for _ in 0..ATTEMPTS {
         let current = secrets.get_opt(&settings.secret).await.map_err(|e| AdmissionError::kube(what(), e))?;
-        let (wanted, version) = match current.as_ref().map(|s| (material(s), s.metadata.resource_version.clone())) {
-            None => (Material::generate(&settings.hosts, now)?, None),
+        let (wanted, version) = match current.as_ref().map(|s| (Material::from_secret(s), s.metadata.resource_version.clone())) {
+            None => (Material::generate(PROFILE, &settings.hosts, now)?, None),
             Some((None, version)) => {
                 tracing::warn!(secret = %what(), "unreadable certificates: making a new CA");
-                (Material::generate(&settings.hosts, now)?, version)
+                (Material::generate(PROFILE, &settings.hosts, now)?, version)
             }
             Some((Some(stored), version)) => match stored.renewal(&settings.hosts, now) {
                 Renewal::Keep => return Ok(stored),
                 why => {
                     tracing::info!(secret = %what(), ?why, "renewing the admission webhook's certificate");
-                    (stored.renew(&settings.hosts, now)?, version)
+                    (stored.renew(PROFILE, &settings.hosts, now)?, version)
                 }
             },
         };
@@ -86,56 +85,8 @@ pub async fn publish_ca(client: &Client, configuration: &str, ca_pem: &str) -> R
 }
 
 fn to_secret(name: &str, m: &Material, resource_version: Option<String>) -> Secret {
-    let bytes = |s: &str| ByteString(s.as_bytes().to_vec());
-    let data = BTreeMap::from([
-        ("ca.crt".to_owned(), bytes(&m.ca_cert)),
-        ("ca.key".to_owned(), bytes(&m.ca_key)),
-        ("tls.crt".to_owned(), bytes(&m.cert)),
-        ("tls.key".to_owned(), bytes(&m.key)),
-    ]);
-    let annotations =
-        BTreeMap::from([(NOT_AFTER.to_owned(), m.not_after.to_rfc3339()), (HOSTS.to_owned(), m.hosts.join(","))]);
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            annotations: Some(annotations),
-            labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".to_owned(), "logpipe-operator".to_owned())])),
-            resource_version,
-            ..ObjectMeta::default()
-        },
-        type_: Some("kubernetes.io/tls".to_owned()),
-        data: Some(data),
-        ..Secret::default()
-    }
-}
-
-fn material(secret: &Secret) -> Option<Material> {
-    let data = secret.data.as_ref()?;
-    let text = |key: &str| String::from_utf8(data.get(key)?.0.clone()).ok();
-    let annotations = secret.metadata.annotations.as_ref()?;
-    let not_after = DateTime::parse_from_rfc3339(annotations.get(NOT_AFTER)?).ok()?.with_timezone(&Utc);
-    let hosts = annotations.get(HOSTS)?.split(',').filter(|h| !h.is_empty()).map(str::to_owned).collect();
-    Some(Material {
-        ca_cert: text("ca.crt")?,
-        ca_key: text("ca.key")?,
-        cert: text("tls.crt")?,
-        key: text("tls.key")?,
-        hosts,
-        not_after,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn material_survives_the_secret() {
-        let hosts = vec!["logpipe-webhook.logpipe-system.svc".to_owned()];
-        let made = Material::generate(&hosts, Utc::now()).unwrap();
-        let mut secret = to_secret("logpipe-webhook-tls", &made, None);
-        assert_eq!(material(&secret), Some(made));
-        secret.data.as_mut().unwrap().remove("ca.key");
-        assert_eq!(material(&secret), None, "a Secret without the CA key is made anew");
-    }
+    let mut secret = m.to_secret(name);
+    secret.metadata.labels = Some(BTreeMap::from([(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned())]));
+    secret.metadata.resource_version = resource_version;
+    secret
 }
