@@ -4,9 +4,10 @@
 
 use crate::build::{self, Child, Component, Desired};
 use crate::crd::{LogPipeline, LogPipelineStatus};
+use crate::kafka::managed::admin::Access;
 use crate::kafka::managed::{Cluster, Fetched, Managed, Settings};
 use crate::kafka::{Credentials, External, Kafka};
-use crate::model::Pipeline;
+use crate::model::{KafkaSasl, Pipeline};
 use crate::names::PipelineName;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
@@ -58,6 +59,7 @@ pub async fn kafka(
     p: &Pipeline,
     owner: &OwnerReference,
     status: &LogPipelineStatus,
+    access: Access,
 ) -> Result<Kafka, FetchError> {
     let Some(spec) = &p.managed else {
         return Ok(Kafka::external(External::new(&p.kafka, credentials(client, p).await?)));
@@ -65,6 +67,7 @@ pub async fn kafka(
     let cluster = Cluster {
         name: p.name.clone(),
         bootstrap: p.kafka.bootstrap_servers.clone(),
+        access,
         spec: spec.clone(),
         owner: owner.clone(),
         operation: status.kafka_operation.map(Into::into).unwrap_or_default(),
@@ -119,12 +122,13 @@ async fn credentials(client: &Client, p: &Pipeline) -> Result<Credentials, Fetch
         Some(ca) => Some(secrets.read(&ca.name, &ca.key).await?),
         None => None,
     };
+    // Only an external cluster's credentials are the spec's; a managed one's are the operator's own.
     let sasl = match &p.secrets.kafka_sasl {
-        Some(s) => Some((
+        KafkaSasl::Shared(s) => Some((
             secrets.read(&s.secret_name, &s.username_key).await?,
             secrets.read(&s.secret_name, &s.password_key).await?,
         )),
-        None => None,
+        KafkaSasl::None | KafkaSasl::PerClient { .. } => None,
     };
     Ok(Credentials { ca_pem, sasl })
 }

@@ -89,9 +89,38 @@ pub struct Workload {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SecretMounts {
     pub kafka_ca: Option<SecretKeySelector>,
-    pub kafka_sasl: Option<SaslSecret>,
+    pub kafka_sasl: KafkaSasl,
     pub es_credentials: Option<EsCredentialsSecret>,
     pub es_ca: Option<SecretKeySelector>,
+}
+
+/// Whose SASL credentials the Kafka clients mount.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum KafkaSasl {
+    #[default]
+    None,
+    /// One user for collectors and indexers: an external cluster's, named by the spec.
+    Shared(SaslSecret),
+    /// A user each: a managed cluster's, made by the operator, so neither can act as the other.
+    PerClient { collector: SaslSecret, indexer: SaslSecret },
+}
+
+/// The pipeline's two Kafka clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaClient {
+    Collector,
+    Indexer,
+}
+
+impl KafkaSasl {
+    pub fn of(&self, client: KafkaClient) -> Option<&SaslSecret> {
+        match (self, client) {
+            (KafkaSasl::None, _) => None,
+            (KafkaSasl::Shared(s), _) => Some(s),
+            (KafkaSasl::PerClient { collector, .. }, KafkaClient::Collector) => Some(collector),
+            (KafkaSasl::PerClient { indexer, .. }, KafkaClient::Indexer) => Some(indexer),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +156,11 @@ pub struct ManagedCluster {
     pub resources: ResourceRequirements,
     /// server.properties keys of the brokers from the spec, over the operator's safe defaults.
     pub broker_config: BTreeMap<String, String>,
+    /// How clients and brokers talk; fixed when the cluster is made.
+    pub security: crate::crd::ListenerSecurity,
+    /// Digest of the certificate the nodes serve (with `SASL_SSL`), once the operator has made it: on the pod
+    /// templates, so a renewed certificate rolls the nodes one at a time.
+    pub certificate: Option<String>,
     /// The KRaft cluster id every node's storage is formatted with.
     pub cluster_id: String,
     /// Bytes per second per broker for replicas being built while partitions move.

@@ -64,6 +64,16 @@ impl PipelineName {
         format!("{}-kafka", self.name)
     }
 
+    /// Secret of a managed Kafka's CA and the certificate every node serves.
+    pub fn kafka_tls(&self) -> String {
+        format!("{}-kafka-tls", self.name)
+    }
+
+    /// Secret of a managed Kafka's SCRAM users and their passwords.
+    pub fn kafka_users(&self) -> String {
+        format!("{}-kafka-users", self.name)
+    }
+
     /// The Service clients bootstrap from: any ready broker.
     pub fn kafka_bootstrap(&self) -> String {
         format!("{}-kafka-bootstrap", self.name)

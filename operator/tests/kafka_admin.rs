@@ -2,7 +2,7 @@
 //! one node) answers Metadata, DescribeCluster, DescribeConfigs and CreateTopics; it does not implement the
 //! partition-reassignment APIs, and these tests assert that it says so rather than skip them.
 
-use logpipe_operator::kafka::managed::admin::{Admin, AdminError, Created};
+use logpipe_operator::kafka::managed::admin::{Access, Admin, AdminError, Created};
 use logpipe_operator::kafka::managed::scaling::Move;
 use logpipe_tests::{kafka_bootstrap, unique_name};
 use std::time::Duration;
@@ -11,7 +11,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn creates_a_topic_and_reads_back_replicas_isr_and_min_isr() {
-    let mut admin = Admin::connect(&kafka_bootstrap(), TIMEOUT).await.unwrap();
+    let mut admin = Admin::connect(&kafka_bootstrap(), TIMEOUT, &Access::Plaintext).await.unwrap();
     let cluster = admin.cluster().await.unwrap();
     assert!(cluster.brokers.contains(&cluster.controller), "{cluster:?}");
 
@@ -37,7 +37,7 @@ async fn creates_a_topic_and_reads_back_replicas_isr_and_min_isr() {
 /// error instead of acting on a view that lacks the reassignments in flight.
 #[tokio::test]
 async fn reassignment_apis_missing_on_the_broker_are_named() {
-    let mut admin = Admin::connect(&kafka_bootstrap(), TIMEOUT).await.unwrap();
+    let mut admin = Admin::connect(&kafka_bootstrap(), TIMEOUT, &Access::Plaintext).await.unwrap();
     let topic = unique_name("admin-move");
     admin.create_topic(&topic, 1, 1, &[]).await.unwrap();
     let moves = [Move { topic: topic.clone(), partition: 0, replicas: vec![0] }];
@@ -51,6 +51,7 @@ async fn reassignment_apis_missing_on_the_broker_are_named() {
 
 #[tokio::test]
 async fn an_unreachable_bootstrap_list_names_what_it_tried() {
-    let err = Admin::connect("127.0.0.1:1,127.0.0.1:2", Duration::from_secs(2)).await.err().unwrap();
+    let err =
+        Admin::connect("127.0.0.1:1,127.0.0.1:2", Duration::from_secs(2), &Access::Plaintext).await.err().unwrap();
     assert!(err.to_string().contains("127.0.0.1:1,127.0.0.1:2"), "{err}");
 }

@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, Patch, PatchParams};
 use logpipe_operator::build::kafka::{build, properties::cluster_id};
+use logpipe_operator::crd::ListenerSecurity;
 use logpipe_operator::model::{BrokerStorage, ManagedCluster};
 use logpipe_operator::names::PipelineName;
 use logpipe_tests::kube_client;
@@ -37,6 +38,8 @@ async fn the_apiserver_accepts_every_object_of_a_managed_kafka() {
         reassignment_throttle: 1 << 20,
         reassignment_timeout: std::time::Duration::from_secs(3600),
         operator: Default::default(),
+        security: ListenerSecurity::SaslSsl,
+        certificate: Some("0123abcd".into()),
     };
     let objects = build(&name, &cluster, None);
 
@@ -61,6 +64,9 @@ async fn the_apiserver_accepts_every_object_of_a_managed_kafka() {
         assert_eq!(stored.update_strategy.unwrap().type_.as_deref(), Some("OnDelete"));
         assert_eq!(stored.volume_claim_templates.unwrap().len(), 1);
         assert_eq!(stored.pod_management_policy.as_deref(), Some("Parallel"));
+        let secrets: Vec<_> =
+            pod.volumes.iter().flatten().filter_map(|v| v.secret.as_ref()?.secret_name.clone()).collect();
+        assert_eq!(secrets, ["dry-kafka-tls", "dry-kafka-users"], "the TLS and users Secrets survive the schema");
     }
     // The PodDisruptionBudgets are policy/v1, which this 1.20 apiserver does not serve; not applied here.
 }

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::ListParams;
 use kube::Api;
 use logpipe_operator::crd::KafkaPhase;
-use logpipe_operator::kafka::managed::admin::Admin;
+use logpipe_operator::kafka::managed::admin::{Access, Admin};
 use logpipe_operator::kafka::Settings as KafkaSettings;
 use logpipe_tests::kafka_sim::KafkaSim;
 use serde_json::json;
@@ -105,7 +105,7 @@ async fn brokers_scale_up_drain_refuse_and_roll_without_losing_a_replica() {
     let shape = sim.state().topics.get(&topic).map(|(_, ps)| ps.iter().map(|p| p.replicas.len()).collect::<Vec<_>>());
     assert_eq!(shape, Some(vec![2; 6]), "{topic}: six partitions of two replicas");
     // Another team's topic in the same cluster, with three replicas and min ISR 2.
-    let mut admin = Admin::connect(&sim.bootstrap(), Duration::from_secs(5)).await.unwrap();
+    let mut admin = Admin::connect(&sim.bootstrap(), Duration::from_secs(5), &Access::Plaintext).await.unwrap();
     admin.create_topic("orders", 6, 3, &[("min.insync.replicas", "2".into())]).await.unwrap();
 
     // Scale-up: two brokers added, replicas spread onto them.

@@ -3,7 +3,7 @@
 //! played by the test: setting its replicas registers or removes brokers, and removing one that still holds a
 //! replica fails the test.
 
-use logpipe_operator::kafka::managed::admin::Admin;
+use logpipe_operator::kafka::managed::admin::{Access, Admin};
 use logpipe_operator::kafka::managed::scaling::{
     decide, Action, BrokerPod, ClusterView, Operation, Refusal, Target, Waiting,
 };
@@ -24,7 +24,7 @@ struct Harness {
 impl Harness {
     async fn start(brokers: u32) -> Self {
         let sim = KafkaSim::start(0..brokers as i32, Duration::from_millis(150)).await;
-        let mut admin = Admin::connect(&sim.bootstrap(), TIMEOUT).await.unwrap();
+        let mut admin = Admin::connect(&sim.bootstrap(), TIMEOUT, &Access::Plaintext).await.unwrap();
         for t in 0..3 {
             let configs = [("min.insync.replicas", "2".to_owned())];
             admin.create_topic(&format!("logs-{t}"), 6, 3, &configs).await.unwrap();

@@ -33,20 +33,21 @@ pub async fn ensure(client: &Client, settings: &Settings, now: DateTime<Utc>) ->
     let what = || format!("the Secret {}/{}", settings.namespace, settings.secret);
     for _ in 0..ATTEMPTS {
         let current = secrets.get_opt(&settings.secret).await.map_err(|e| AdmissionError::kube(what(), e))?;
-        let (wanted, version) = match current.as_ref().map(|s| (Material::from_secret(s), s.metadata.resource_version.clone())) {
-            None => (Material::generate(PROFILE, &settings.hosts, now)?, None),
-            Some((None, version)) => {
-                tracing::warn!(secret = %what(), "unreadable certificates: making a new CA");
-                (Material::generate(PROFILE, &settings.hosts, now)?, version)
-            }
-            Some((Some(stored), version)) => match stored.renewal(&settings.hosts, now) {
-                Renewal::Keep => return Ok(stored),
-                why => {
-                    tracing::info!(secret = %what(), ?why, "renewing the admission webhook's certificate");
-                    (stored.renew(PROFILE, &settings.hosts, now)?, version)
+        let (wanted, version) =
+            match current.as_ref().map(|s| (Material::from_secret(s), s.metadata.resource_version.clone())) {
+                None => (Material::generate(PROFILE, &settings.hosts, now)?, None),
+                Some((None, version)) => {
+                    tracing::warn!(secret = %what(), "unreadable certificates: making a new CA");
+                    (Material::generate(PROFILE, &settings.hosts, now)?, version)
                 }
-            },
-        };
+                Some((Some(stored), version)) => match stored.renewal(&settings.hosts, now) {
+                    Renewal::Keep => return Ok(stored),
+                    why => {
+                        tracing::info!(secret = %what(), ?why, "renewing the admission webhook's certificate");
+                        (stored.renew(PROFILE, &settings.hosts, now)?, version)
+                    }
+                },
+            };
         let secret = to_secret(&settings.secret, &wanted, version.clone());
         let written = match version {
             None => secrets.create(&PostParams::default(), &secret).await,

@@ -127,7 +127,7 @@ fn mounts(p: &Pipeline) -> Vec<Mount> {
         let volume = host_path("earlier-state", earlier, Some("DirectoryOrCreate"));
         mounts.push(pod::read_only(volume, paths::EARLIER_STATE_DIR));
     }
-    mounts.extend(pod::kafka_secrets(&p.secrets));
+    mounts.extend(pod::kafka_secrets(&p.secrets, crate::model::KafkaClient::Collector));
     mounts
 }
 

@@ -52,7 +52,7 @@ pub(super) fn hash(map: &ConfigMap) -> String {
 }
 
 /// A short hex digest of texts, each ended by a NUL so that no two lists of texts run together alike.
-pub(super) fn digest<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn digest<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
     let mut h = Sha256::new();
     for text in texts {
         h.update(text.as_bytes());

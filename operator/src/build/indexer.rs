@@ -60,7 +60,7 @@ pub(super) fn deployment(p: &Pipeline, owner: Option<&OwnerReference>, config_ha
 
 fn mounts(p: &Pipeline) -> Vec<Mount> {
     let mut mounts = vec![pod::config(p.name.indexer())];
-    mounts.extend(pod::kafka_secrets(&p.secrets));
+    mounts.extend(pod::kafka_secrets(&p.secrets, crate::model::KafkaClient::Indexer));
     if let Some(c) = &p.secrets.es_credentials {
         let items = c.keys().map(|k| (k, k));
         mounts.push(pod::secret("es-credentials", &c.secret_name, &items, paths::ES_CREDENTIALS_DIR));

@@ -3,6 +3,7 @@
 
 mod collector;
 mod config_maps;
+pub(crate) use config_maps::digest;
 mod indexer;
 pub mod kafka;
 mod pod;
@@ -162,7 +163,7 @@ pub(crate) fn instance_selector(name: &PipelineName) -> String {
     format!("app.kubernetes.io/instance={},{}={}", name.name(), MANAGED_BY.0, MANAGED_BY.1)
 }
 
-fn labels(name: &PipelineName, component: Component) -> BTreeMap<String, String> {
+pub(crate) fn labels(name: &PipelineName, component: Component) -> BTreeMap<String, String> {
     let mut labels = selector_labels(name, component);
     labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
     labels

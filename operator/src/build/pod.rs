@@ -98,12 +98,12 @@ pub(super) fn root_context(capabilities: &[&str]) -> SecurityContext {
 }
 
 /// The Kafka CA and SASL credentials, where the rendered configs expect them.
-pub(super) fn kafka_secrets(secrets: &crate::model::SecretMounts) -> Vec<Mount> {
+pub(super) fn kafka_secrets(secrets: &crate::model::SecretMounts, client: crate::model::KafkaClient) -> Vec<Mount> {
     let mut mounts = Vec::new();
     if let Some(ca) = &secrets.kafka_ca {
         mounts.push(secret("kafka-ca", &ca.name, &[(&ca.key, paths::CA_FILE)], paths::KAFKA_CA_DIR));
     }
-    if let Some(sasl) = &secrets.kafka_sasl {
+    if let Some(sasl) = secrets.kafka_sasl.of(client) {
         let items = [(sasl.username_key.as_str(), "username"), (sasl.password_key.as_str(), "password")];
         mounts.push(secret("kafka-sasl", &sasl.secret_name, &items, paths::KAFKA_SASL_DIR));
     }

@@ -110,6 +110,13 @@ pub struct ManagedKafka {
     /// Resources of each broker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// How clients and brokers talk. `SASL_SSL` (the default of a new cluster): TLS under a CA the operator makes
+    /// and renews, and a SCRAM-SHA-512 user each for the collectors, the indexers, the operator and the brokers,
+    /// with passwords the operator makes into Secrets. `PLAINTEXT`: neither encryption nor authentication, so any
+    /// pod the network lets through reads every log and can write forged records. Fixed for the life of the
+    /// cluster; a cluster made by a release without this field runs PLAINTEXT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener_security: Option<ListenerSecurity>,
     /// Broker configuration (server.properties keys).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
@@ -125,6 +132,23 @@ pub struct ManagedKafka {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 604_800))]
     pub reassignment_timeout_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ListenerSecurity {
+    #[serde(rename = "SASL_SSL")]
+    SaslSsl,
+    #[serde(rename = "PLAINTEXT")]
+    Plaintext,
+}
+
+impl ListenerSecurity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerSecurity::SaslSsl => "SASL_SSL",
+            ListenerSecurity::Plaintext => "PLAINTEXT",
+        }
+    }
 }
 
 /// The volume claim of each broker.

@@ -8,7 +8,8 @@ mod status;
 pub use collector::{CollectorSpec, FilterSpec, LogFormat, MultilineSpec};
 pub use indexer::{BulkSpec, CredentialsKind, ElasticsearchCredentials, ElasticsearchSpec, IndexSpec, IndexerSpec};
 pub use kafka::{
-    Compression, ExternalKafka, KafkaSpec, KafkaTls, ManagedKafka, ManagedStorage, SaslMechanism, SaslSpec, TopicSpec,
+    Compression, ExternalKafka, KafkaSpec, KafkaTls, ListenerSecurity, ManagedKafka, ManagedStorage, SaslMechanism,
+    SaslSpec, TopicSpec,
 };
 pub use status::{ComponentStatus, ConditionType, KafkaOperation, KafkaPhase, LogPipelineStatus};
 

@@ -35,6 +35,10 @@ pub struct LogPipelineStatus {
     /// (null when nothing moves), so a merge patch clears it.
     #[serde(default)]
     pub reassigning_since: Option<Time>,
+    /// The listener security of the managed Kafka, fixed when the operator made it. Always written (null without
+    /// a managed Kafka), so a merge patch clears it.
+    #[serde(default)]
+    pub kafka_listeners: Option<crate::crd::ListenerSecurity>,
 }
 
 /// A managed Kafka's scaling operation.

@@ -3,6 +3,7 @@
 
 use crate::apply::ApplyError;
 use crate::fetch::FetchError;
+use crate::kafka::managed::credentials::CredentialsError;
 use crate::kafka::{ExternalError, ManagedError};
 
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +14,8 @@ pub enum ReconcileError {
     Apply(#[from] ApplyError),
     #[error("scaling the managed Kafka: {0}")]
     Scale(#[from] ManagedError),
+    #[error("the managed Kafka's certificates and users: {0}")]
+    Credentials(#[from] CredentialsError),
     #[error("writing the status of {name}: {source}")]
     Status { name: String, source: kube::Error },
     #[error("cleanup: {0}")]
@@ -56,6 +59,7 @@ impl ReconcileError {
             ReconcileError::Fetch(_) => "Fetch",
             ReconcileError::Apply(_) => "Apply",
             ReconcileError::Scale(_) => "Scale",
+            ReconcileError::Credentials(_) => "Credentials",
             ReconcileError::Status { .. } => "Status",
             ReconcileError::Cleanup(_) | ReconcileError::CleanupTopics(_) => "Cleanup",
             ReconcileError::Incomplete(_) => "Read",
@@ -79,6 +83,8 @@ impl ReconcileError {
             ReconcileError::Scale(ManagedError::Kube { source, .. }) | ReconcileError::Status { source, .. } => {
                 of_kube(source)
             }
+            ReconcileError::Credentials(CredentialsError::Taken(_)) => Category::Rejected,
+            ReconcileError::Credentials(e) => e.kube_error().map_or(Category::Transient, of_kube),
             ReconcileError::CleanupTopics(_) | ReconcileError::Incomplete(_) => Category::Transient,
             ReconcileError::Finalizer(f) => match f.as_ref() {
                 F::ApplyFailed(e) | F::CleanupFailed(e) => e.category(),

@@ -131,7 +131,8 @@ async fn reconcile_pipeline(lp: &LogPipeline, ctx: &Context) -> Result<Action, R
         Some(_) => fetch::status(&ctx.client, lp).await?,
         None => lp.status.clone().unwrap_or_default(),
     };
-    let mut kafka = fetch::kafka(&ctx.client, &ctx.kafka, &pipeline, &owner, &previous).await?;
+    let access = kafka::managed::credentials::prepare(&ctx.client, &mut pipeline, &owner).await?;
+    let mut kafka = fetch::kafka(&ctx.client, &ctx.kafka, &pipeline, &owner, &previous, access).await?;
     kafka.observe(&pipeline.topic).await;
     if let Some(broker_count) = kafka.observed_brokers() {
         if let Err(invalid) = validate::against_cluster(&pipeline.topic, &validate::Facts { broker_count }) {
@@ -161,6 +162,7 @@ async fn reconcile_pipeline(lp: &LogPipeline, ctx: &Context) -> Result<Action, R
         daemon_set: &daemon_set,
         deployment: &deployment,
         scaling,
+        listeners: pipeline.managed.as_ref().map(|m| m.security),
     };
     let status = write_status(lp, ctx, &previous, &observation).await?;
     let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");

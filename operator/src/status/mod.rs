@@ -1,6 +1,6 @@
 //! The LogPipeline's status from what a reconcile observed: pure, so every transition is table-tested.
 
-use crate::crd::{ComponentStatus, ConditionType, LogPipelineStatus};
+use crate::crd::{ComponentStatus, ConditionType, ListenerSecurity, LogPipelineStatus};
 use crate::kafka::managed::scaling::Operation;
 use crate::validate::Invalid;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
@@ -38,6 +38,8 @@ pub enum Observation<'a> {
         deployment: &'a Deployment,
         /// For a managed Kafka only.
         scaling: Option<Scaling>,
+        /// The managed Kafka's listener security; none for an external Kafka.
+        listeners: Option<ListenerSecurity>,
     },
 }
 
@@ -61,7 +63,7 @@ pub fn next(previous: &LogPipelineStatus, generation: Option<i64>, obs: &Observa
             let message = format!("the spec is invalid, the running components were left as they were: {message}");
             set(ConditionType::Ready, Check { ok: false, reason: "InvalidSpec", message });
         }
-        Observation::Applied { config_hash, topic, kafka, daemon_set, deployment, scaling } => {
+        Observation::Applied { config_hash, topic, kafka, daemon_set, deployment, scaling, listeners } => {
             let (collector_status, collector) = daemon_set_check(daemon_set);
             let (indexer_status, indexer) = deployment_check(deployment);
             let kafka_status = kafka_counts(kafka, previous.kafka.as_ref());
@@ -81,6 +83,7 @@ pub fn next(previous: &LogPipelineStatus, generation: Option<i64>, obs: &Observa
                 status.kafka_operation = Some(s.operation.into());
                 status.reassigning_since = s.reassigning_since.clone();
             }
+            status.kafka_listeners = *listeners;
             status.kafka = Some(kafka_status);
             status.collector = Some(collector_status);
             status.indexer = Some(indexer_status);

@@ -43,7 +43,15 @@ fn condition<'a>(s: &'a LogPipelineStatus, kind: &str) -> &'a Condition {
 }
 
 fn applied<'a>(kafka: KafkaState, ds: &'a DaemonSet, d: &'a Deployment) -> Observation<'a> {
-    Observation::Applied { config_hash: "h1", topic: "logs", kafka, daemon_set: ds, deployment: d, scaling: None }
+    Observation::Applied {
+        config_hash: "h1",
+        topic: "logs",
+        kafka,
+        daemon_set: ds,
+        deployment: d,
+        scaling: None,
+        listeners: None,
+    }
 }
 
 #[test]
@@ -139,8 +147,10 @@ fn scaling_is_reported_for_a_managed_kafka_only() {
             daemon_set: &ds,
             deployment: &d,
             scaling,
+            listeners: Some(ListenerSecurity::SaslSsl),
         };
         let s = next(&external, Some(1), &obs, &at(1));
+        assert_eq!(s.kafka_listeners, Some(ListenerSecurity::SaslSsl));
         let c = condition(&s, "KafkaSettled");
         assert_eq!((c.status.as_str(), c.reason.as_str()), (want, reason), "{operation:?}");
         assert_eq!(s.kafka_operation.map(Operation::from), Some(operation));

@@ -5,7 +5,7 @@ use super::kafka::KafkaSecrets;
 use super::policy::Collection;
 use super::Invalid;
 use crate::crd::{CollectorSpec, CredentialsKind, LogFormat, LogPipelineSpec};
-use crate::model::{paths, EsCredentialsSecret, KafkaTarget, SecretMounts, Topic};
+use crate::model::{paths, EsCredentialsSecret, KafkaClient, KafkaTarget, SecretMounts, Topic};
 use crate::names::PipelineName;
 use logpipe_config::FormatChoice;
 use logpipe_config::ProcessorConfig;
@@ -145,7 +145,7 @@ pub(super) fn secret_mounts(spec: &LogPipelineSpec, kafka: KafkaSecrets) -> Resu
         es.credentials.as_ref().map(|c| EsCredentialsSecret { secret_name: c.secret_name.clone(), kind: c.kind });
     let named = [
         ("spec.kafka.external.tls.caSecret.name", kafka.ca.as_ref().map(|s| s.name.as_str())),
-        ("spec.kafka.external.sasl.secretName", kafka.sasl.as_ref().map(|s| s.secret_name.as_str())),
+        ("spec.kafka.external.sasl.secretName", kafka.sasl.of(KafkaClient::Collector).map(|s| s.secret_name.as_str())),
         ("spec.indexer.elasticsearch.credentials.secretName", es_credentials.as_ref().map(|s| s.secret_name.as_str())),
         ("spec.indexer.elasticsearch.caSecret.name", es.ca_secret.as_ref().map(|s| s.name.as_str())),
     ];

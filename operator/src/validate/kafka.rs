@@ -1,16 +1,28 @@
 use super::Invalid;
 use crate::build::kafka::properties::BROKER_PORT;
-use crate::crd::{KafkaSpec, TopicSpec};
-use crate::model::{paths, KafkaTarget, ManagedCluster, OperatorPods, SaslSecret, Topic};
+use crate::certs::CA_CERT;
+use crate::crd::{KafkaSpec, ListenerSecurity, SaslMechanism, TopicSpec};
+use crate::model::{paths, KafkaSasl, KafkaTarget, ManagedCluster, OperatorPods, SaslSecret, Topic};
 use crate::names::PipelineName;
 use k8s_openapi::api::core::v1::SecretKeySelector;
 use logpipe_config::check_topic;
 use std::collections::BTreeMap;
 
 /// Secrets the Kafka connection needs mounted.
+#[derive(Default)]
 pub(super) struct KafkaSecrets {
     pub ca: Option<SecretKeySelector>,
-    pub sasl: Option<SaslSecret>,
+    pub sasl: KafkaSasl,
+}
+
+/// The SCRAM mechanism of a managed Kafka's users.
+pub const MANAGED_MECHANISM: SaslMechanism = SaslMechanism::ScramSha512;
+
+/// What the operator knows of the cluster from the LogPipeline's status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// The listener security a managed Kafka was made with; none when the operator has made none.
+    pub listeners: Option<ListenerSecurity>,
 }
 
 /// The cluster to use, the librdkafka properties to reach it, and the cluster to run when it is managed.
@@ -20,14 +32,19 @@ pub(super) fn target(
     spec: &KafkaSpec,
     uid: &str,
     operator: &OperatorPods,
+    recorded: Recorded,
 ) -> Result<(KafkaTarget, KafkaSecrets, Option<ManagedCluster>), Invalid> {
     let external = match (&spec.external, &spec.managed) {
         (Some(external), None) => external,
         (None, Some(managed)) => {
-            let cluster = super::managed::cluster(managed, uid, operator)?;
+            let cluster = super::managed::cluster(managed, uid, operator, recorded.listeners)?;
             let bootstrap = format!("{}.{}.svc:{BROKER_PORT}", name.kafka_bootstrap(), name.namespace());
-            let target = KafkaTarget { bootstrap_servers: bootstrap, properties: BTreeMap::new() };
-            return Ok((target, KafkaSecrets { ca: None, sasl: None }, Some(cluster)));
+            let (properties, secrets) = match cluster.security {
+                ListenerSecurity::Plaintext => (BTreeMap::new(), KafkaSecrets::default()),
+                ListenerSecurity::SaslSsl => managed_client(name),
+            };
+            let target = KafkaTarget { bootstrap_servers: bootstrap, properties };
+            return Ok((target, secrets, Some(cluster)));
         }
         _ => return Err(Invalid::new("spec.kafka", "set exactly one of external and managed")),
     };
@@ -50,18 +67,78 @@ pub(super) fn target(
     if ca.is_some() {
         properties.insert("ssl.ca.location".into(), format!("{}/{}", paths::KAFKA_CA_DIR, paths::CA_FILE));
     }
-    let sasl = external.sasl.as_ref().map(|s| {
-        properties.insert("sasl.mechanism".into(), s.mechanism.as_str().into());
-        properties.insert("sasl.username".into(), format!("${{file:{}/username}}", paths::KAFKA_SASL_DIR));
-        properties.insert("sasl.password".into(), format!("${{file:{}/password}}", paths::KAFKA_SASL_DIR));
-        SaslSecret {
-            secret_name: s.secret_name.clone(),
-            username_key: s.username_key.clone().unwrap_or_else(|| "username".into()),
-            password_key: s.password_key.clone().unwrap_or_else(|| "password".into()),
+    let sasl = match &external.sasl {
+        None => KafkaSasl::None,
+        Some(s) => {
+            sasl_properties(&mut properties, s.mechanism);
+            KafkaSasl::Shared(SaslSecret {
+                secret_name: s.secret_name.clone(),
+                username_key: s.username_key.clone().unwrap_or_else(|| "username".into()),
+                password_key: s.password_key.clone().unwrap_or_else(|| "password".into()),
+            })
         }
-    });
+    };
     let target = KafkaTarget { bootstrap_servers: servers.join(","), properties };
     Ok((target, KafkaSecrets { ca, sasl }, None))
+}
+
+/// The SASL properties of either kind of cluster: the credentials are files the pods mount.
+fn sasl_properties(properties: &mut BTreeMap<String, String>, mechanism: SaslMechanism) {
+    properties.insert("sasl.mechanism".into(), mechanism.as_str().into());
+    properties.insert("sasl.username".into(), format!("${{file:{}/username}}", paths::KAFKA_SASL_DIR));
+    properties.insert("sasl.password".into(), format!("${{file:{}/password}}", paths::KAFKA_SASL_DIR));
+}
+
+/// A managed `SASL_SSL` cluster's clients: its CA, and the collectors' and the indexers' own users.
+fn managed_client(name: &PipelineName) -> (BTreeMap<String, String>, KafkaSecrets) {
+    let mut properties = BTreeMap::from([
+        ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
+        ("ssl.ca.location".to_owned(), format!("{}/{}", paths::KAFKA_CA_DIR, paths::CA_FILE)),
+    ]);
+    sasl_properties(&mut properties, MANAGED_MECHANISM);
+    let user = |user: ManagedUser| SaslSecret {
+        secret_name: name.kafka_users(),
+        username_key: user.username_key(),
+        password_key: user.password_key(),
+    };
+    let secrets = KafkaSecrets {
+        ca: Some(SecretKeySelector { name: name.kafka_tls(), key: CA_CERT.into(), optional: None }),
+        sasl: KafkaSasl::PerClient { collector: user(ManagedUser::Collector), indexer: user(ManagedUser::Indexer) },
+    };
+    (properties, secrets)
+}
+
+/// The SCRAM users of a managed `SASL_SSL` Kafka, each with keys `<user>.username` and `<user>.password` in the
+/// users Secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagedUser {
+    /// Inter-broker replication.
+    Broker,
+    Operator,
+    Collector,
+    Indexer,
+}
+
+impl ManagedUser {
+    pub const ALL: [ManagedUser; 4] =
+        [ManagedUser::Broker, ManagedUser::Operator, ManagedUser::Collector, ManagedUser::Indexer];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ManagedUser::Broker => "broker",
+            ManagedUser::Operator => "operator",
+            ManagedUser::Collector => "collector",
+            ManagedUser::Indexer => "indexer",
+        }
+    }
+
+    pub fn username_key(self) -> String {
+        format!("{}.username", self.name())
+    }
+
+    pub fn password_key(self) -> String {
+        format!("{}.password", self.name())
+    }
 }
 
 fn valid_host_port(s: &str) -> bool {

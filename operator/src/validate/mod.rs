@@ -4,6 +4,7 @@
 
 mod config;
 mod kafka;
+pub use kafka::{ManagedUser, MANAGED_MECHANISM};
 mod managed;
 mod ownership;
 mod policy;
@@ -66,8 +67,9 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
     defaults.policy.namespace(namespace)?;
     defaults.policy.images(spec)?;
     let collection = defaults.policy.collection(namespace, &spec.collector.filter)?;
+    let uid = lp.metadata.uid.as_deref().unwrap_or_default();
     let (kafka, kafka_secrets, managed) =
-        kafka::target(&name, &spec.kafka, lp.metadata.uid.as_deref().unwrap_or_default(), &defaults.operator)?;
+        kafka::target(&name, &spec.kafka, uid, &defaults.operator, recorded(lp.status.as_ref()))?;
     let topic = kafka::topic(&name, &spec.kafka.topic)?;
     if let Some(cluster) = &managed {
         against_cluster(&topic, &Facts { broker_count: cluster.brokers as usize })?;
@@ -106,6 +108,15 @@ pub fn validate(lp: &LogPipeline, defaults: &Defaults) -> Result<Pipeline, Inval
         indexer_config,
         secrets,
     })
+}
+
+/// What the status says the operator has made. A managed Kafka with a scaling operation but no recorded
+/// listeners was made by a release that knew only `PLAINTEXT`.
+fn recorded(status: Option<&crate::crd::LogPipelineStatus>) -> kafka::Recorded {
+    let listeners = status.and_then(|s| {
+        s.kafka_listeners.or(s.kafka_operation.as_ref().map(|_| crate::crd::ListenerSecurity::Plaintext))
+    });
+    kafka::Recorded { listeners }
 }
 
 /// What depends on the Kafka cluster the spec points at (for a managed one, the brokers it asks for).

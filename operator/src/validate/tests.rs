@@ -1,4 +1,5 @@
 use super::*;
+use crate::crd::ListenerSecurity;
 use serde_json::{json, Value};
 
 /// A policy that allows what these tests ask of other rules; the policy's own rules are tested below.
@@ -104,14 +105,79 @@ fn invalid_specs_name_the_field() {
 
 #[test]
 fn managed_kafka_points_the_pipeline_at_its_bootstrap_service() {
-    let lp = with(&["spec", "kafka"], json!({"managed": {"brokers": 3}}));
+    let lp = with(&["spec", "kafka"], json!({"managed": {"brokers": 3, "listenerSecurity": "PLAINTEXT"}}));
     let p = validate(&lp, &defaults()).unwrap();
     let ns = lp.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     assert_eq!(p.kafka.bootstrap_servers, format!("{}.{ns}.svc:9092", p.name.kafka_bootstrap()));
     assert!(p.kafka.properties.is_empty());
+    assert_eq!(p.secrets, crate::model::SecretMounts::default());
     assert_eq!(p.managed.as_ref().map(|m| m.brokers), Some(3));
     let logpipe_config::SinkConfig::Kafka(sink) = &p.agent_config.sink else { panic!("not Kafka") };
     assert_eq!(sink.bootstrap_servers, p.kafka.bootstrap_servers);
+}
+
+/// A secured managed Kafka: TLS under the operator's CA, and the collectors and indexers each their own user, with
+/// the same properties the external path renders for SCRAM.
+#[test]
+fn managed_kafka_clients_use_tls_and_a_user_each() {
+    let lp = with(&["spec", "kafka"], json!({"managed": {"brokers": 3}}));
+    let p = validate(&lp, &defaults()).unwrap();
+    let props = &p.kafka.properties;
+    assert_eq!(props["security.protocol"], "SASL_SSL");
+    assert_eq!(props["sasl.mechanism"], "SCRAM-SHA-512");
+    assert_eq!(props["ssl.ca.location"], "/etc/logpipe/kafka-ca/ca.crt");
+    assert_eq!(props["sasl.username"], "${file:/etc/logpipe/kafka-sasl/username}");
+    let ca = p.secrets.kafka_ca.as_ref().unwrap();
+    assert_eq!((ca.name.as_str(), ca.key.as_str()), ("web-kafka-tls", "ca.crt"));
+    let user =
+        |c| p.secrets.kafka_sasl.of(c).map(|s| (s.secret_name.clone(), s.username_key.clone(), s.password_key.clone()));
+    assert_eq!(
+        user(crate::model::KafkaClient::Collector),
+        Some(("web-kafka-users".into(), "collector.username".into(), "collector.password".into()))
+    );
+    assert_eq!(
+        user(crate::model::KafkaClient::Indexer),
+        Some(("web-kafka-users".into(), "indexer.username".into(), "indexer.password".into()))
+    );
+    let logpipe_config::SinkConfig::Kafka(sink) = &p.agent_config.sink else { panic!("not Kafka") };
+    assert_eq!(sink.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
+}
+
+/// The listener security of a cluster the operator made stays; a cluster made before the field existed (a
+/// scaling operation in the status, no listeners) runs PLAINTEXT.
+#[test]
+fn a_running_clusters_listener_security_is_kept() {
+    use crate::crd::{KafkaOperation, KafkaPhase};
+    let operation = || Some(KafkaOperation { phase: KafkaPhase::Idle, drain_to: None });
+    let cases = [
+        (None, None, None, Ok(ListenerSecurity::SaslSsl)),
+        (Some("PLAINTEXT"), None, None, Ok(ListenerSecurity::Plaintext)),
+        (None, Some(ListenerSecurity::Plaintext), None, Ok(ListenerSecurity::Plaintext)),
+        (None, None, operation(), Ok(ListenerSecurity::Plaintext)),
+        (Some("SASL_SSL"), Some(ListenerSecurity::SaslSsl), operation(), Ok(ListenerSecurity::SaslSsl)),
+        (Some("SASL_SSL"), None, operation(), Err("spec.kafka.managed.listenerSecurity")),
+        (Some("PLAINTEXT"), Some(ListenerSecurity::SaslSsl), None, Err("spec.kafka.managed.listenerSecurity")),
+    ];
+    for (asked, listeners, kafka_operation, want) in cases {
+        let mut managed = json!({"brokers": 3});
+        if let Some(asked) = asked {
+            managed["listenerSecurity"] = json!(asked);
+        }
+        let mut lp = with(&["spec", "kafka"], json!({ "managed": managed }));
+        lp.status =
+            Some(crate::crd::LogPipelineStatus { kafka_listeners: listeners, kafka_operation, ..Default::default() });
+        let got = validate(&lp, &defaults()).map(|p| p.managed.unwrap().security).map_err(|e| e.field);
+        assert_eq!(got, want.map_err(String::from), "{asked:?} over {listeners:?}");
+    }
+}
+
+#[test]
+fn managed_kafka_security_settings_are_the_operators() {
+    for key in ["ssl.client.auth", "sasl.enabled.mechanisms", "listener.name.internal.ssl.keystore.location"] {
+        let lp = with(&["spec", "kafka"], json!({"managed": {"config": {key: "x"}}}));
+        let field = validate(&lp, &defaults()).unwrap_err().field;
+        assert_eq!(field, format!("spec.kafka.managed.config.{key}"));
+    }
 }
 
 /// A managed spec is checked in full; an invalid one names its field, a valid one is accepted.
@@ -159,7 +225,8 @@ fn tls_and_sasl_become_file_references_never_values() {
     assert_eq!(props["sasl.mechanism"], "SCRAM-SHA-512");
     assert_eq!(props["sasl.password"], "${file:/etc/logpipe/kafka-sasl/password}");
     assert_eq!(props["ssl.ca.location"], "/etc/logpipe/kafka-ca/ca.crt");
-    let sasl = p.secrets.kafka_sasl.unwrap();
+    let sasl = p.secrets.kafka_sasl.of(crate::model::KafkaClient::Indexer).unwrap();
+    assert_eq!(p.secrets.kafka_sasl.of(crate::model::KafkaClient::Collector), Some(sasl), "one user for both");
     assert_eq!((sasl.username_key.as_str(), sasl.password_key.as_str()), ("username", "pw"));
     assert_eq!(p.secrets.kafka_ca.unwrap().key, "ca.pem");
 }
@@ -259,7 +326,8 @@ fn processors_are_parsed_with_the_indexers_definition() {
 #[test]
 fn managed_kafka_defaults() {
     let spec: crate::crd::ManagedKafka = serde_json::from_value(json!({})).unwrap();
-    let k = super::managed::cluster(&spec, "uid-1", &Default::default()).unwrap();
+    let k = super::managed::cluster(&spec, "uid-1", &Default::default(), None).unwrap();
+    assert_eq!(k.security, ListenerSecurity::SaslSsl, "a new cluster is secured");
     assert_eq!((k.brokers, k.controllers), (3, 3));
     assert_eq!((k.storage.size.as_str(), k.storage.delete_claim_on_scale_down), ("10Gi", false));
     assert_eq!(k.image, super::managed::DEFAULT_KAFKA_IMAGE);

@@ -14,20 +14,23 @@ mod tests;
 
 use super::config_maps::digest;
 use super::{labels, meta, selector_labels, Child, Component, CONFIG_HASH_ANNOTATION};
+use crate::crd::ListenerSecurity;
 use crate::model::ManagedCluster;
 use crate::names::PipelineName;
+use crate::validate::ManagedUser;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext,
-    Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, KeyToPath,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume,
+    VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use properties::{BROKER_PORT, CONTROLLER_ID_BASE, CONTROLLER_PORT};
+use properties::{BROKER_PORT, CONTROLLER_ID_BASE, CONTROLLER_PORT, RUN_DIR, TLS_DIR, USERS_DIR};
 use std::collections::BTreeMap;
 
 /// The user of the Kafka image (apache/kafka runs as uid 1000); the volume is made writable for its group.
@@ -60,6 +63,9 @@ struct Role {
     node_id_base: u32,
     storage: String,
     class: Option<String>,
+    /// The SCRAM users whose passwords the nodes mount: every user on the controllers, which write them all into
+    /// the metadata when they format; the brokers' own on the brokers.
+    users: &'static [ManagedUser],
 }
 
 impl KafkaObjects {
@@ -92,6 +98,7 @@ pub fn build(name: &PipelineName, k: &ManagedCluster, owner: Option<&OwnerRefere
             node_id_base: CONTROLLER_ID_BASE,
             storage: CONTROLLER_STORAGE.into(),
             class: k.storage.class.clone(),
+            users: &ManagedUser::ALL,
         },
         Role {
             component: Component::KafkaBroker,
@@ -103,6 +110,7 @@ pub fn build(name: &PipelineName, k: &ManagedCluster, owner: Option<&OwnerRefere
             node_id_base: 0,
             storage: k.storage.size.clone(),
             class: k.storage.class.clone(),
+            users: &[ManagedUser::Broker],
         },
     ];
     let roles = [&controllers, &brokers];
@@ -203,7 +211,12 @@ fn stateful_set(name: &PipelineName, k: &ManagedCluster, r: &Role, owner: Option
                     labels: Some(labels(name, r.component)),
                     annotations: Some(BTreeMap::from([(
                         CONFIG_HASH_ANNOTATION.to_owned(),
-                        digest([r.properties.as_str(), properties::START_SCRIPT]),
+                        // A renewed certificate is read only at start: it rolls the nodes like a new config.
+                        digest([
+                            r.properties.as_str(),
+                            properties::START_SCRIPT,
+                            k.certificate.as_deref().unwrap_or_default(),
+                        ]),
                     )])),
                     ..Default::default()
                 }),
@@ -236,7 +249,62 @@ fn env(name: &str, value: String) -> EnvVar {
     EnvVar { name: name.into(), value: Some(value), ..Default::default() }
 }
 
+/// Each volume with where it is mounted; `data` is the claim template's, listed for its mount only.
+fn volumes(name: &PipelineName, k: &ManagedCluster, r: &Role) -> Vec<(Volume, &'static str)> {
+    let named = |name: &str| Volume { name: name.into(), ..Default::default() };
+    let mut volumes = vec![
+        (named("data"), "/var/lib/kafka"),
+        (
+            Volume {
+                config_map: Some(ConfigMapVolumeSource { name: config_map_name(name), ..Default::default() }),
+                ..named("config")
+            },
+            "/etc/kafka-config",
+        ),
+        (
+            Volume {
+                empty_dir: Some(EmptyDirVolumeSource { medium: Some("Memory".into()), ..Default::default() }),
+                ..named("run")
+            },
+            RUN_DIR,
+        ),
+    ];
+    if k.security == ListenerSecurity::SaslSsl {
+        let certs = [crate::certs::CA_CERT, crate::certs::CERT, crate::certs::KEY].map(String::from);
+        let passwords: Vec<String> = r.users.iter().map(|u| u.password_key()).collect();
+        volumes.push((secret_volume("tls", name.kafka_tls(), &certs), TLS_DIR));
+        volumes.push((secret_volume("users", name.kafka_users(), &passwords), USERS_DIR));
+    }
+    volumes
+}
+
+fn secret_volume(volume: &str, secret: String, keys: &[String]) -> Volume {
+    let items = keys.iter().map(|k| KeyToPath { key: k.clone(), path: k.clone(), mode: None }).collect();
+    Volume {
+        name: volume.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret),
+            items: Some(items),
+            // Read by the Kafka user through the pod's fsGroup, by no one else.
+            default_mode: Some(0o440),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn mount_of(volume: &Volume, path: &str) -> VolumeMount {
+    let writable = matches!(volume.name.as_str(), "data" | "run");
+    VolumeMount {
+        name: volume.name.clone(),
+        mount_path: path.into(),
+        read_only: (!writable).then_some(true),
+        ..Default::default()
+    }
+}
+
 fn pod_spec(name: &PipelineName, k: &ManagedCluster, r: &Role) -> PodSpec {
+    let volumes = volumes(name, k, r);
     let container = Container {
         name: "kafka".into(),
         image: Some(k.image.clone()),
@@ -264,24 +332,12 @@ fn pod_spec(name: &PipelineName, k: &ManagedCluster, r: &Role) -> PodSpec {
             capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![
-            VolumeMount { name: "data".into(), mount_path: "/var/lib/kafka".into(), ..Default::default() },
-            VolumeMount {
-                name: "config".into(),
-                mount_path: "/etc/kafka-config".into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-        ]),
+        volume_mounts: Some(volumes.iter().map(|(volume, mount)| mount_of(volume, mount)).collect()),
         ..Default::default()
     };
     PodSpec {
         containers: vec![container],
-        volumes: Some(vec![Volume {
-            name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource { name: config_map_name(name), ..Default::default() }),
-            ..Default::default()
-        }]),
+        volumes: Some(volumes.into_iter().filter(|(v, _)| v.name != "data").map(|(v, _)| v).collect()),
         // The restricted Pod Security Standard; Kafka never talks to the Kubernetes API, so it gets no token.
         security_context: Some(PodSecurityContext {
             run_as_user: Some(KAFKA_USER),

@@ -15,7 +15,13 @@ fn cluster(brokers: u32, config: &[(&str, &str)]) -> ManagedCluster {
         reassignment_throttle: 1 << 20,
         reassignment_timeout: std::time::Duration::from_secs(3600),
         operator: crate::model::OperatorPods::default(),
+        security: ListenerSecurity::Plaintext,
+        certificate: None,
     }
+}
+
+fn secured(certificate: &str) -> ManagedCluster {
+    ManagedCluster { security: ListenerSecurity::SaslSsl, certificate: Some(certificate.into()), ..cluster(3, &[]) }
 }
 
 /// A server.properties key and value.
@@ -203,4 +209,80 @@ fn a_config_change_is_a_new_revision_of_its_set_only() {
         let [c, b] = digests(&k);
         assert_eq!((c == controllers, b == brokers), (same_controllers, same_brokers), "{what}");
     }
+}
+
+/// `SASL_SSL`: controllers take brokers by certificate alone; brokers take clients and each other by SCRAM over
+/// TLS; every node reads its key store from the memory volume the start script fills.
+#[test]
+fn secured_listeners() {
+    let k = secured("c1");
+    let controller = properties::controller(&name(), &k);
+    let c = props(&controller);
+    assert_eq!(c["listener.security.protocol.map"], "CONTROLLER:SSL");
+    assert_eq!(c["ssl.client.auth"], "required");
+    let broker = properties::broker(&name(), &k);
+    let b = props(&broker);
+    assert_eq!(b["listener.security.protocol.map"], "INTERNAL:SASL_SSL,CONTROLLER:SSL");
+    assert_eq!(b["sasl.enabled.mechanisms"], "SCRAM-SHA-512");
+    assert_eq!(b["sasl.mechanism.inter.broker.protocol"], "SCRAM-SHA-512");
+    assert!(!b.contains_key("ssl.client.auth"), "clients authenticate by SCRAM, not certificates");
+    let jaas = b["listener.name.internal.scram-sha-512.sasl.jaas.config"];
+    assert!(jaas.contains(r#"username="broker" password="@BROKER_PASSWORD@";"#), "{jaas}");
+    for p in [&c, &b] {
+        assert_eq!(p["ssl.keystore.type"], "PEM");
+        assert_eq!(p["ssl.keystore.location"], format!("{}/keystore.pem", properties::RUN_DIR));
+        assert_eq!(p["ssl.truststore.location"], format!("{}/ca.crt", properties::TLS_DIR));
+    }
+    let script = properties::START_SCRIPT;
+    for needed in
+        [properties::BROKER_PASSWORD, properties::TLS_DIR, properties::USERS_DIR, properties::RUN_DIR, "SCRAM-SHA-512"]
+    {
+        assert!(script.contains(needed), "the start script knows {needed}");
+    }
+    let plain = properties::broker(&name(), &cluster(3, &[]));
+    assert_eq!(props(&plain)["listener.security.protocol.map"], "INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT");
+    assert!(!plain.contains("ssl.") && !plain.contains("sasl."), "{plain}");
+}
+
+/// Controllers mount every user's password (they write them all when formatting), brokers only their own; the
+/// key never reaches a writable or persistent volume; a renewed certificate changes the pod templates.
+#[test]
+fn secured_nodes_mount_only_what_they_need() {
+    let o = build(&name(), &secured("c1"), None);
+    let secret_items = |set: &StatefulSet, volume: &str| {
+        let spec = set.spec.as_ref().unwrap().template.spec.clone().unwrap();
+        let v = spec.volumes.unwrap().into_iter().find(|v| v.name == volume).unwrap();
+        let s = v.secret.unwrap();
+        (s.secret_name.unwrap(), s.items.unwrap().into_iter().map(|i| i.key).collect::<Vec<_>>())
+    };
+    let all = ["broker.password", "operator.password", "collector.password", "indexer.password"];
+    assert_eq!(secret_items(&o.controllers, "users"), ("prod-kafka-users".into(), all.map(String::from).to_vec()));
+    assert_eq!(secret_items(&o.brokers, "users"), ("prod-kafka-users".into(), vec!["broker.password".to_owned()]));
+    for set in o.stateful_sets() {
+        let (secret, items) = secret_items(set, "tls");
+        assert_eq!(
+            (secret.as_str(), items),
+            ("prod-kafka-tls", vec!["ca.crt".into(), "tls.crt".into(), "tls.key".into()])
+        );
+        let spec = set.spec.as_ref().unwrap().template.spec.clone().unwrap();
+        let mounts = spec.containers[0].volume_mounts.clone().unwrap();
+        let writable: Vec<_> =
+            mounts.iter().filter(|m| m.read_only != Some(true)).map(|m| m.mount_path.as_str()).collect();
+        assert_eq!(writable, ["/var/lib/kafka", properties::RUN_DIR]);
+        let run = spec.volumes.unwrap().into_iter().find(|v| v.name == "run").unwrap();
+        assert_eq!(run.empty_dir.unwrap().medium.as_deref(), Some("Memory"));
+    }
+    let hash = |o: &KafkaObjects| {
+        o.stateful_sets().map(|s| {
+            s.spec.as_ref().unwrap().template.metadata.clone().unwrap().annotations.unwrap()[CONFIG_HASH_ANNOTATION]
+                .clone()
+        })
+    };
+    let renewed = build(&name(), &secured("c2"), None);
+    let (before, after) = (hash(&o), hash(&renewed));
+    assert!(before[0] != after[0] && before[1] != after[1], "a new certificate rolls both sets");
+    let plain = build(&name(), &cluster(3, &[]), None);
+    let spec = plain.brokers.spec.unwrap().template.spec.unwrap();
+    let volumes: Vec<_> = spec.volumes.unwrap().into_iter().map(|v| v.name).collect();
+    assert_eq!(volumes, ["config", "run"], "no secrets for a PLAINTEXT cluster");
 }

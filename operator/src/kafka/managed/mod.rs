@@ -5,6 +5,7 @@
 
 mod act;
 pub mod admin;
+pub mod credentials;
 mod pods;
 pub mod scaling;
 
@@ -58,6 +59,8 @@ pub struct Cluster {
     pub name: PipelineName,
     /// Where the operator's admin client connects unless `Settings::admin_address` says otherwise.
     pub bootstrap: String,
+    /// TLS and SCRAM, or neither; the certificate is checked for the bootstrap Service's name wherever it dials.
+    pub access: admin::Access,
     pub spec: ManagedCluster,
     pub owner: OwnerReference,
     pub operation: Operation,
@@ -128,7 +131,7 @@ impl Managed {
 
     async fn connect(&self) -> Result<Admin, AdminError> {
         let address = self.settings.admin_address.as_deref().unwrap_or(&self.cluster.bootstrap);
-        Admin::connect(address, self.settings.timeout).await
+        Admin::connect(address, self.settings.timeout, &self.cluster.access).await
     }
 
     /// Creates the pipeline's topic and dead-letter topic once every broker of the set is up: Kafka places a new

@@ -1,6 +1,7 @@
 //! A Kafka admin client over the Kafka protocol itself (the `kafka-protocol` crate on tokio), for what librdkafka
 //! does not offer: partition reassignments and the replica and ISR view that broker scaling is decided from.
 
+pub mod scram;
 mod throttle;
 mod wire;
 
@@ -41,6 +42,30 @@ pub enum AdminError {
     Unreachable { bootstrap: String, last: Box<AdminError> },
     #[error("no bootstrap address given")]
     NoBootstrap,
+    #[error("TLS to Kafka at {address}: {reason}")]
+    Tls { address: String, reason: String },
+    #[error("SASL with Kafka at {address}: {source}")]
+    Sasl { address: String, source: scram::ScramError },
+}
+
+/// How the admin client reaches the brokers.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum Access {
+    #[default]
+    Plaintext,
+    /// TLS verified under `ca_pem` for `server_name` (whatever address is dialled), then SCRAM-SHA-512.
+    SaslSsl { ca_pem: String, server_name: String, username: String, password: String },
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Access::Plaintext => f.write_str("Plaintext"),
+            Access::SaslSsl { server_name, username, .. } => {
+                write!(f, "SaslSsl {{ server_name: {server_name:?}, username: {username:?} }}")
+            }
+        }
+    }
 }
 
 /// The brokers registered in the cluster.
@@ -66,10 +91,10 @@ pub struct Admin {
 
 impl Admin {
     /// Connects to the first bootstrap address (comma-separated `host:port`) that answers.
-    pub async fn connect(bootstrap: &str, timeout: Duration) -> Result<Self, AdminError> {
+    pub async fn connect(bootstrap: &str, timeout: Duration, access: &Access) -> Result<Self, AdminError> {
         let mut last = None;
         for address in bootstrap.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-            match Wire::connect(address, timeout).await {
+            match Wire::connect(address, timeout, access).await {
                 Ok(conn) => return Ok(Self { conn, operation_timeout: timeout }),
                 Err(e) => last = Some(e),
             }

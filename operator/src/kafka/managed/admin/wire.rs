@@ -1,14 +1,24 @@
-//! One connection to one Kafka broker: length-prefixed frames, correlation ids, and the API versions both sides
-//! support, negotiated once at connect.
+//! One connection to one Kafka broker: TLS and SCRAM when the cluster asks for them, length-prefixed frames,
+//! correlation ids, and the API versions both sides support, negotiated once at connect.
 
-use super::AdminError;
+use super::scram::{self, ScramError};
+use super::{Access, AdminError};
 use bytes::{Buf, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// A plain or a TLS connection.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
 
 const CLIENT_ID: &str = "logpipe-operator";
 /// Larger responses than this are refused rather than allocated: a metadata response of a big cluster is a few MiB.
@@ -16,7 +26,7 @@ const MAX_FRAME: usize = 64 << 20;
 const UNSUPPORTED_VERSION: i16 = 35;
 
 pub struct Wire {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     address: String,
     next_correlation: i32,
     /// Per API key, the highest version the broker supports.
@@ -25,16 +35,63 @@ pub struct Wire {
 }
 
 impl Wire {
-    pub async fn connect(address: &str, timeout: Duration) -> Result<Self, AdminError> {
-        let connect = tokio::time::timeout(timeout, TcpStream::connect(address));
-        let stream = connect
-            .await
-            .map_err(|_| AdminError::Timeout { address: address.into(), what: "connect" })?
-            .map_err(|source| AdminError::Io { address: address.into(), source })?;
+    pub async fn connect(address: &str, timeout: Duration, access: &Access) -> Result<Self, AdminError> {
+        let timed_out = || AdminError::Timeout { address: address.into(), what: "connect" };
+        let io = |source| AdminError::Io { address: address.into(), source };
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(address)).await.map_err(|_| timed_out())?;
+        let tcp = tcp.map_err(io)?;
+        let stream: Box<dyn Stream> = match access {
+            Access::Plaintext => Box::new(tcp),
+            Access::SaslSsl { ca_pem, server_name, .. } => {
+                let connector =
+                    tls_connector(ca_pem).map_err(|reason| AdminError::Tls { address: address.into(), reason })?;
+                let name = ServerName::try_from(server_name.clone()).map_err(|e| AdminError::Tls {
+                    address: address.into(),
+                    reason: format!("{server_name:?}: {e}"),
+                })?;
+                let handshake = tokio::time::timeout(timeout, connector.connect(name, tcp));
+                Box::new(handshake.await.map_err(|_| timed_out())?.map_err(io)?)
+            }
+        };
         let mut conn =
             Self { stream, address: address.into(), next_correlation: 1, broker_max: HashMap::new(), timeout };
         conn.negotiate().await?;
+        if let Access::SaslSsl { username, password, .. } = access {
+            conn.authenticate(username, password).await?;
+        }
         Ok(conn)
+    }
+
+    /// SCRAM-SHA-512 over SaslHandshake v1 and SaslAuthenticate: the server proves it knows the password too.
+    async fn authenticate(&mut self, username: &str, password: &str) -> Result<(), AdminError> {
+        let mechanism = scram::SHA512;
+        let mut handshake = SaslHandshakeRequest::default();
+        handshake.mechanism = StrBytes::from_static_str(mechanism.name);
+        let response = self.call(&handshake).await?;
+        if response.error_code != 0 {
+            return Err(self.broker_error("SaslHandshake", response.error_code, None));
+        }
+        let nonce = scram::nonce().ok_or_else(|| self.sasl_error(ScramError::Refused("no random nonce".into())))?;
+        let client = scram::Client::new(mechanism, username, &nonce);
+        let server_first = self.sasl_round(client.first_message()).await?;
+        let last = client.answer(password, &server_first).map_err(|e| self.sasl_error(e))?;
+        let server_final = self.sasl_round(last.message.clone()).await?;
+        last.verify(&server_final).map_err(|e| self.sasl_error(e))
+    }
+
+    async fn sasl_round(&mut self, message: String) -> Result<String, AdminError> {
+        let mut request = SaslAuthenticateRequest::default();
+        request.auth_bytes = bytes::Bytes::from(message);
+        let response = self.call(&request).await?;
+        if response.error_code != 0 {
+            return Err(self.broker_error("SaslAuthenticate", response.error_code, response.error_message.as_ref()));
+        }
+        String::from_utf8(response.auth_bytes.to_vec())
+            .map_err(|_| self.sasl_error(ScramError::Malformed("bytes that are not UTF-8".into())))
+    }
+
+    fn sasl_error(&self, source: ScramError) -> AdminError {
+        AdminError::Sasl { address: self.address.clone(), source }
     }
 
     pub fn address(&self) -> &str {
@@ -122,6 +179,20 @@ impl Wire {
     }
 }
 
+/// Trusts only the cluster's own CA.
+fn tls_connector(ca_pem: &str) -> Result<tokio_rustls::TlsConnector, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.map_err(|e| format!("the CA: {e}"))?).map_err(|e| format!("the CA: {e}"))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
 pub fn api_name(key: i16) -> &'static str {
     match ApiKey::try_from(key) {
         Ok(ApiKey::Metadata) => "Metadata",
@@ -131,6 +202,8 @@ pub fn api_name(key: i16) -> &'static str {
         Ok(ApiKey::CreateTopics) => "CreateTopics",
         Ok(ApiKey::AlterPartitionReassignments) => "AlterPartitionReassignments",
         Ok(ApiKey::ListPartitionReassignments) => "ListPartitionReassignments",
+        Ok(ApiKey::SaslHandshake) => "SaslHandshake",
+        Ok(ApiKey::SaslAuthenticate) => "SaslAuthenticate",
         _ => "another API",
     }
 }
