@@ -7,10 +7,10 @@
 mod support;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use kube::api::ListParams;
 use kube::Api;
-use logpipe_operator::crd::KafkaPhase;
+use logpipe_operator::crd::{KafkaPhase, ListenerSecurity};
 use logpipe_operator::kafka::managed::admin::{Access, Admin};
 use logpipe_operator::kafka::Settings as KafkaSettings;
 use logpipe_tests::kafka_sim::KafkaSim;
@@ -21,7 +21,8 @@ use std::time::Duration;
 use support::kubelet::{throttles, Departure, Kubelet};
 use support::{Operator, TIMEOUT};
 
-/// A pipeline with a managed Kafka of `brokers`; reassignments are cancelled as stuck after `timeout_s`.
+/// A pipeline with a managed Kafka of `brokers`, with the listeners the operator chooses by default;
+/// reassignments are cancelled as stuck after `timeout_s`.
 fn pipeline(name: &str, brokers: u32, config: serde_json::Value, timeout_s: u32) -> serde_json::Value {
     json!({
         "apiVersion": "logpipe.dev/v1alpha1",
@@ -41,6 +42,41 @@ fn pipeline(name: &str, brokers: u32, config: serde_json::Value, timeout_s: u32)
             "indexer": {"replicas": 1, "elasticsearch": {"url": logpipe_tests::elasticsearch_url()}}
         }
     })
+}
+
+/// The same pipeline with PLAINTEXT listeners, as a spec that opts out says.
+fn plaintext(name: &str, brokers: u32, config: serde_json::Value, timeout_s: u32) -> serde_json::Value {
+    let mut p = pipeline(name, brokers, config, timeout_s);
+    p["spec"]["kafka"]["managed"]["listenerSecurity"] = json!("PLAINTEXT");
+    p
+}
+
+/// Makes the simulator what the brokers are once started with the operator's Secrets: TLS with the certificate
+/// it made, SCRAM for the users it made. Returns the operator's own access, for the test's admin client.
+async fn secure(op: &Operator, sim: &KafkaSim, name: &str) -> Access {
+    let secrets: Api<Secret> = Api::namespaced(op.client.clone(), &op.namespace);
+    let (tls, users) = logpipe_tests::wait_for("the managed Kafka's Secrets", TIMEOUT, || async {
+        let tls = secrets.get_opt(&format!("{name}-kafka-tls")).await.ok()??;
+        let users = secrets.get_opt(&format!("{name}-kafka-users")).await.ok()??;
+        Some((tls, users))
+    })
+    .await;
+    for s in [&tls, &users] {
+        let owner = &s.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("LogPipeline", name), "the pipeline owns its Secrets");
+    }
+    let text = |s: &Secret, key: &str| String::from_utf8(s.data.as_ref().unwrap()[key].0.clone()).unwrap();
+    let passwords: BTreeMap<String, String> = ["broker", "operator", "collector", "indexer"]
+        .iter()
+        .map(|u| (text(&users, &format!("{u}.username")), text(&users, &format!("{u}.password"))))
+        .collect();
+    sim.secure(&text(&tls, "tls.crt"), &text(&tls, "tls.key"), passwords.clone());
+    Access::SaslSsl {
+        ca_pem: text(&tls, "ca.crt"),
+        server_name: format!("{name}-kafka-bootstrap.{}.svc", op.namespace),
+        username: "operator".into(),
+        password: passwords["operator"].clone(),
+    }
 }
 
 /// Waits until KafkaSettled has this status and reason for the pipeline's latest generation.
@@ -97,15 +133,20 @@ async fn brokers_scale_up_drain_refuse_and_roll_without_losing_a_replica() {
     let name = "mk";
     let (sim, mut op, pods, kubelet) = start("managed", name).await;
 
-    // A new cluster: three brokers, the topics created once they are registered.
+    // A new cluster: three brokers, the topics created once they are registered, reached with TLS and SCRAM.
     op.apply(pipeline(name, 3, json!({}), 30)).await;
+    let access = secure(&op, &sim, name).await;
     settled(&op, name, "True", "Settled").await;
+    let authenticated = sim.state().authenticated.clone();
+    assert!(!authenticated.is_empty() && authenticated.iter().all(|u| u == "operator"), "{authenticated:?}");
+    let status = op.pipelines.get(name).await.unwrap().status.unwrap();
+    assert_eq!(status.kafka_listeners, Some(ListenerSecurity::SaslSsl));
     assert_eq!(sim.state().brokers, BTreeSet::from([0, 1, 2]));
     let topic = format!("logpipe.{}.{name}", op.namespace);
     let shape = sim.state().topics.get(&topic).map(|(_, ps)| ps.iter().map(|p| p.replicas.len()).collect::<Vec<_>>());
     assert_eq!(shape, Some(vec![2; 6]), "{topic}: six partitions of two replicas");
     // Another team's topic in the same cluster, with three replicas and min ISR 2.
-    let mut admin = Admin::connect(&sim.bootstrap(), Duration::from_secs(5), &Access::Plaintext).await.unwrap();
+    let mut admin = Admin::connect(&sim.bootstrap(), Duration::from_secs(5), &access).await.unwrap();
     admin.create_topic("orders", 6, 3, &[("min.insync.replicas", "2".into())]).await.unwrap();
 
     // Scale-up: two brokers added, replicas spread onto them.
@@ -168,6 +209,14 @@ async fn brokers_scale_up_drain_refuse_and_roll_without_losing_a_replica() {
         assert_eq!(pod.metadata.labels.unwrap()["controller-revision-hash"], revision);
     }
     assert_eq!(sim.state().brokers, BTreeSet::from([0, 1, 2]));
+
+    // The listeners of a running cluster stay: asking for PLAINTEXT is refused on the field, nothing rolls.
+    let before = kubelet.departures().len();
+    // (The same broker config: this 1.20 API server's apply turns a map emptied of its keys into null.)
+    op.apply(plaintext(name, 3, json!({"log.retention.hours": "24"}), 30)).await;
+    let message = op.condition(name, "ConfigValid", "False").await;
+    assert!(message.contains("spec.kafka.managed.listenerSecurity") && message.contains("SASL_SSL"), "{message}");
+    assert_eq!(kubelet.departures().len(), before, "no broker restarted");
     op.stop().await;
 }
 
@@ -177,13 +226,17 @@ async fn brokers_scale_up_drain_refuse_and_roll_without_losing_a_replica() {
 async fn a_stuck_drain_is_cancelled_reported_and_retried_never_taken_as_done() {
     let name = "stuck";
     let (sim, mut op, _pods, kubelet) = start("managed-stuck", name).await;
-    op.apply(pipeline(name, 4, json!({}), 2)).await;
+    // The opt-out, end to end: no Secrets, and the operator speaks plaintext.
+    op.apply(plaintext(name, 4, json!({}), 2)).await;
     settled(&op, name, "True", "Settled").await;
+    let secrets: Api<Secret> = Api::namespaced(op.client.clone(), &op.namespace);
+    assert_eq!(secrets.get_opt(&format!("{name}-kafka-tls")).await.unwrap(), None);
+    assert_eq!(sim.state().authenticated, Vec::<String>::new());
 
     assert!(load(&sim)[&3] > 0, "the topics were made with broker 3 up: it has replicas to drain");
 
     sim.state().reassign_time = Duration::from_secs(3600);
-    op.apply(pipeline(name, 3, json!({}), 2)).await;
+    op.apply(plaintext(name, 3, json!({}), 2)).await;
     logpipe_tests::wait_for("a reassignment cancelled as stuck", TIMEOUT, || async {
         event_seen(&op, "ReassignmentTimedOut").await.then_some(())
     })

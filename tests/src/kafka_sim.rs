@@ -2,7 +2,12 @@
 //! these machines: several brokers, replicas and ISR, partition reassignments that complete over time, brokers
 //! that join, leave and fall behind on demand. It answers ApiVersions, Metadata, DescribeCluster, DescribeConfigs,
 //! IncrementalAlterConfigs, CreateTopics, AlterPartitionReassignments and ListPartitionReassignments; everything
-//! else is refused.
+//! else is refused. [`KafkaSim::secure`] turns on TLS and SCRAM for the connections that follow ([`secure`]).
+
+mod secure;
+
+use secure::Auth;
+pub use secure::Secure;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::alter_partition_reassignments_response::{
@@ -26,10 +31,10 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
-const SERVED: [ApiKey; 8] = [
+const SERVED: [ApiKey; 10] = [
     ApiKey::ApiVersions,
     ApiKey::Metadata,
     ApiKey::DescribeCluster,
@@ -38,7 +43,10 @@ const SERVED: [ApiKey; 8] = [
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
     ApiKey::IncrementalAlterConfigs,
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
 ];
+const MAX_FRAME: usize = 16 << 20;
 const TOPIC_RESOURCE: i8 = 2;
 const BROKER_RESOURCE: i8 = 4;
 const SET: i8 = 0;
@@ -73,6 +81,8 @@ pub struct SimState {
     pub fail_reassignments: usize,
     /// Configs set at run time (IncrementalAlterConfigs), by resource type and name: broker ids and topics.
     pub configs: BTreeMap<(i8, String), BTreeMap<String, String>>,
+    /// The user of every connection that authenticated, in order (a secured simulator).
+    pub authenticated: Vec<String>,
 }
 
 impl SimState {
@@ -118,6 +128,7 @@ impl SimState {
 pub struct KafkaSim {
     address: String,
     state: Arc<Mutex<SimState>>,
+    secure: Arc<Mutex<Option<Arc<Secure>>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -128,13 +139,31 @@ impl KafkaSim {
         let address = listener.local_addr().expect("bound").to_string();
         let state = SimState { brokers: brokers.into_iter().collect(), reassign_time, ..SimState::default() };
         let state = Arc::new(Mutex::new(state));
-        let shared = state.clone();
+        let secure: Arc<Mutex<Option<Arc<Secure>>>> = Arc::default();
+        let (shared, secured) = (state.clone(), secure.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, shared.clone()));
+                let current = secured.lock().expect("simulator security").clone();
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    match current {
+                        None => serve(stream, state, None).await,
+                        Some(secure) => {
+                            if let Ok(tls) = secure.acceptor.accept(stream).await {
+                                serve(tls, state, Some(secure)).await;
+                            }
+                        }
+                    }
+                });
             }
         });
-        Self { address, state, task }
+        Self { address, state, secure, task }
+    }
+
+    /// Connections from now on must speak TLS (this certificate and key) and authenticate by SCRAM-SHA-512 as
+    /// one of `users` (name to password), as a managed Kafka's brokers started with the operator's Secrets do.
+    pub fn secure(&self, cert_pem: &str, key_pem: &str, users: BTreeMap<String, String>) {
+        *self.secure.lock().expect("simulator security") = Some(Secure::new(cert_pem, key_pem, users));
     }
 
     pub fn bootstrap(&self) -> String {
@@ -155,14 +184,25 @@ impl Drop for KafkaSim {
     }
 }
 
-async fn serve(mut stream: TcpStream, state: Arc<Mutex<SimState>>) {
+async fn serve(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    state: Arc<Mutex<SimState>>,
+    secure: Option<Arc<Secure>>,
+) {
+    let mut auth = if secure.is_some() { Auth::Start } else { Auth::Open };
     loop {
         let Ok(len) = stream.read_i32().await else { return };
-        let mut frame = vec![0u8; len.max(0) as usize];
+        // A TLS hello read as a frame length asks for hundreds of MiB: not a Kafka request.
+        let Some(len) = usize::try_from(len).ok().filter(|&l| l <= MAX_FRAME) else { return };
+        let mut frame = vec![0u8; len];
         if stream.read_exact(&mut frame).await.is_err() {
             return;
         }
-        let Some(response) = respond(Bytes::from(frame), &state) else { return };
+        let response = match &secure {
+            Some(secure) if !auth.allows_requests() => authenticate(Bytes::from(frame), &mut auth, secure, &state),
+            _ => respond(Bytes::from(frame), &state),
+        };
+        let Some(response) = response else { return };
         let mut out = BytesMut::with_capacity(response.len() + 4);
         out.put_i32(response.len() as i32);
         out.extend_from_slice(&response);
@@ -170,6 +210,21 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<SimState>>) {
             return;
         }
     }
+}
+
+/// Before authentication: ApiVersions, SaslHandshake and SaslAuthenticate only; anything else closes.
+fn authenticate(mut frame: Bytes, auth: &mut Auth, secure: &Secure, state: &Mutex<SimState>) -> Option<Bytes> {
+    let header = decode_request_header_from_buffer(&mut frame).ok()?;
+    let response = match ApiKey::try_from(header.request_api_key).ok()? {
+        ApiKey::ApiVersions => reply::<ApiVersionsRequest>(&header, frame, |_| api_versions()),
+        ApiKey::SaslHandshake => reply::<SaslHandshakeRequest>(&header, frame, |r| auth.handshake(r)),
+        ApiKey::SaslAuthenticate => reply::<SaslAuthenticateRequest>(&header, frame, |r| auth.authenticate(r, secure)),
+        _ => None,
+    };
+    if let Auth::Done(user) = auth {
+        state.lock().ok()?.authenticated.push(user.clone());
+    }
+    response
 }
 
 /// The response frame for one request frame; `None` closes the connection (an API this simulator does not serve).

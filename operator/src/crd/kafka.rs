@@ -116,6 +116,7 @@ pub struct ManagedKafka {
     /// pod the network lets through reads every log and can write forged records. Fixed for the life of the
     /// cluster; a cluster made by a release without this field runs PLAINTEXT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "ListenerSecurity::optional_schema")]
     pub listener_security: Option<ListenerSecurity>,
     /// Broker configuration (server.properties keys).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -143,6 +144,12 @@ pub enum ListenerSecurity {
 }
 
 impl ListenerSecurity {
+    /// An optional field's schema without `null` among the values, which a 1.20 API server refuses in an enum;
+    /// the field is left out when unset.
+    pub fn optional_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "enum": ["SASL_SSL", "PLAINTEXT"]})
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ListenerSecurity::SaslSsl => "SASL_SSL",

@@ -35,9 +35,10 @@ pub struct LogPipelineStatus {
     /// (null when nothing moves), so a merge patch clears it.
     #[serde(default)]
     pub reassigning_since: Option<Time>,
-    /// The listener security of the managed Kafka, fixed when the operator made it. Always written (null without
-    /// a managed Kafka), so a merge patch clears it.
-    #[serde(default)]
+    /// The listener security of the managed Kafka, fixed when the operator made it. Kept when the pipeline moves
+    /// to an external Kafka: the brokers' volumes stay, and a managed Kafka made again resumes on them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::ListenerSecurity::optional_schema")]
     pub kafka_listeners: Option<crate::crd::ListenerSecurity>,
 }
 

@@ -38,7 +38,7 @@ pub enum Observation<'a> {
         deployment: &'a Deployment,
         /// For a managed Kafka only.
         scaling: Option<Scaling>,
-        /// The managed Kafka's listener security; none for an external Kafka.
+        /// The managed Kafka's listener security; none for an external Kafka, which leaves the recorded one.
         listeners: Option<ListenerSecurity>,
     },
 }
@@ -83,7 +83,9 @@ pub fn next(previous: &LogPipelineStatus, generation: Option<i64>, obs: &Observa
                 status.kafka_operation = Some(s.operation.into());
                 status.reassigning_since = s.reassigning_since.clone();
             }
-            status.kafka_listeners = *listeners;
+            if listeners.is_some() {
+                status.kafka_listeners = *listeners;
+            }
             status.kafka = Some(kafka_status);
             status.collector = Some(collector_status);
             status.indexer = Some(indexer_status);
