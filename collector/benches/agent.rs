@@ -4,7 +4,10 @@
 //!
 //! `cargo bench -p logpipe-collector --bench agent` (LOGPIPE_BENCH_MIB sets the corpus size, default 1024). With
 //! the test environment's variables set (`eval "$(scripts/testenv.sh up)"`) it also measures the Kafka sink on a
-//! smaller corpus (LOGPIPE_BENCH_KAFKA_MIB, default 256), and always measures live tailing at 10 MiB/s.
+//! smaller corpus (LOGPIPE_BENCH_KAFKA_MIB, default 256), and always measures live tailing at 10 MiB/s (into the
+//! null sink, and into Kafka when the broker is there). LOGPIPE_BENCH_PARTS picks some of `files`, `kafka`, `live`
+//! (comma-separated; default all), and LOGPIPE_BENCH_BIN runs another collector binary (to compare two builds;
+//! scripts/bench-kafka.py alternates builds run by run).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -17,7 +20,30 @@ use std::time::{Duration, Instant};
 
 const CONTAINERS: usize = 16;
 
+fn part(name: &str) -> bool {
+    std::env::var("LOGPIPE_BENCH_PARTS").map_or(true, |parts| parts.split(',').any(|p| p.trim() == name))
+}
+
 fn main() {
+    if part("files") {
+        files();
+    }
+    let broker = std::env::var(logpipe_tests::KAFKA_ENV).ok();
+    if let Some(bootstrap) = broker.as_deref().filter(|_| part("kafka")) {
+        kafka(bootstrap);
+    }
+    if part("live") {
+        live_tail("null", "type: null", 10 << 20, Duration::from_secs(20));
+        if let Some(bootstrap) = &broker {
+            let topic = logpipe_tests::unique_name("bench-live");
+            support::create_topic(bootstrap, &topic, 4);
+            let sink = format!("type: kafka\n  bootstrap_servers: \"{bootstrap}\"\n  topic: {topic}");
+            live_tail("kafka lz4", &sink, 10 << 20, Duration::from_secs(20));
+        }
+    }
+}
+
+fn files() {
     let mib: u64 = std::env::var("LOGPIPE_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-corpus-{mib}"));
     let bytes = corpus(&root, mib << 20);
@@ -31,25 +57,25 @@ fn main() {
         let _ = fs::remove_file(&out);
         run.print(name, bytes);
     }
-    if let Ok(bootstrap) = std::env::var(logpipe_tests::KAFKA_ENV) {
-        let kafka_mib = std::env::var("LOGPIPE_BENCH_KAFKA_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
-        let kafka_root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-corpus-{kafka_mib}"));
-        let kafka_bytes = corpus(&kafka_root, kafka_mib << 20);
-        warm(&kafka_root);
-        for compression in ["lz4", "zstd"] {
-            let topic = logpipe_tests::unique_name("bench");
-            support::create_topic(&bootstrap, &topic, 4);
-            let sink = format!(
-                "type: kafka\n  bootstrap_servers: \"{bootstrap}\"\n  topic: {topic}\n  compression: {compression}"
-            );
-            reap(spawn_agent(&kafka_root, &sink, true)).print(&format!("kafka {compression}"), kafka_bytes);
-        }
+}
+
+fn kafka(bootstrap: &str) {
+    let kafka_mib = std::env::var("LOGPIPE_BENCH_KAFKA_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let kafka_root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-corpus-{kafka_mib}"));
+    let kafka_bytes = corpus(&kafka_root, kafka_mib << 20);
+    warm(&kafka_root);
+    for compression in ["lz4", "zstd"] {
+        let topic = logpipe_tests::unique_name("bench");
+        support::create_topic(bootstrap, &topic, 4);
+        let sink = format!(
+            "type: kafka\n  bootstrap_servers: \"{bootstrap}\"\n  topic: {topic}\n  compression: {compression}"
+        );
+        reap(spawn_agent(&kafka_root, &sink, true)).print(&format!("kafka {compression}"), kafka_bytes);
     }
-    live_tail(10 << 20, Duration::from_secs(20));
 }
 
 /// The agent following files written at `rate` bytes per second for `duration`: its share of a core.
-fn live_tail(rate: u64, duration: Duration) {
+fn live_tail(name: &str, sink: &str, rate: u64, duration: Duration) {
     let root = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> =
         (0..CONTAINERS).map(|c| root.path().join(format!("pods/live_app-{c}_0000-{c}/app"))).collect();
@@ -60,7 +86,7 @@ fn live_tail(rate: u64, duration: Duration) {
             fs::File::create(d.join("0.log")).unwrap()
         })
         .collect();
-    let agent = spawn_agent(root.path(), "type: null", false);
+    let agent = spawn_agent(root.path(), sink, false);
     let start = Instant::now();
     let (mut written, mut n) = (0u64, 0u64);
     while start.elapsed() < duration {
@@ -77,7 +103,7 @@ fn live_tail(rate: u64, duration: Duration) {
     unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
     let run = reap(agent);
     println!(
-        "live tail at {} MiB/s for {:.0} s: {:.1}% of a core, peak RSS {:.1} MiB",
+        "live tail, {name}, at {} MiB/s for {:.0} s: {:.1}% of a core, peak RSS {:.1} MiB",
         rate >> 20,
         wall,
         100.0 * run.cpu_s / run.wall_s,
@@ -189,7 +215,8 @@ fn spawn_agent(root: &Path, sink: &str, once: bool) -> Spawned {
     );
     fs::write(&config, yaml).unwrap();
     let start = Instant::now();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_logpipe-collector"));
+    let binary = std::env::var("LOGPIPE_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_logpipe-collector").into());
+    let mut command = Command::new(binary);
     command.arg("agent").args(once.then_some("--once")).arg("--config").arg(&config);
     let child = command.env("RUST_LOG", "warn").stdout(Stdio::null()).spawn().unwrap();
     Spawned { child, start, _state: state }
