@@ -34,6 +34,12 @@ pub struct CollectorSpec {
     /// `includeNamespaces`), except pods annotated `logpipe.dev/exclude: "true"`.
     #[serde(default)]
     pub filter: FilterSpec,
+    /// Bytes a collector has handed to Kafka and not yet seen acknowledged; reading waits while this many are out.
+    /// Memory follows it (about 4 MiB of peak RSS per MiB, above 25 MiB: 86 MiB at the default, 42 MiB at 4 MiB);
+    /// a smaller bound costs some CPU and slows how fast a node catches up after Kafka was away. Default: 16777216.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 65536, max = 4_294_967_296_i64))]
+    pub max_in_flight_bytes: Option<i64>,
     /// Resources of the collector container. Default: requests 50m CPU and 64Mi memory, limit 512Mi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,

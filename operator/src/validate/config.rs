@@ -52,6 +52,11 @@ pub(super) fn agent(
     config.sink = SinkConfig::Kafka(sink);
     config.state_dir = PathBuf::from(paths::STATE_DIR);
     config.http_listen = Some(LISTEN.into());
+    if let Some(bytes) = c.max_in_flight_bytes {
+        let field = "spec.collector.maxInFlightBytes";
+        config.max_in_flight_bytes =
+            usize::try_from(bytes).map_err(|_| Invalid::new(field, format!("{bytes} is not a number of bytes")))?;
+    }
     config.validate().map_err(|(field, reason)| Invalid::new("spec.collector", format!("{field}: {reason}")))?;
     Ok(config)
 }

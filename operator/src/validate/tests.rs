@@ -335,3 +335,16 @@ fn managed_kafka_defaults() {
     assert_eq!(k.reassignment_throttle, 50 * 1024 * 1024, "50 MiB/s");
     assert_eq!(k.reassignment_timeout, std::time::Duration::from_secs(6 * 3600));
 }
+
+#[test]
+fn the_in_flight_bound_reaches_the_agent() {
+    let p = validate(&serde_json::from_value(base()).unwrap(), &defaults()).unwrap();
+    assert_eq!(p.agent_config.max_in_flight_bytes, 16 << 20, "the agent's default");
+    let lp = with(&["spec", "collector", "maxInFlightBytes"], json!(4 << 20));
+    assert_eq!(validate(&lp, &defaults()).unwrap().agent_config.max_in_flight_bytes, 4 << 20);
+    for bad in [json!(0), json!(-1), json!(8_i64 << 30)] {
+        let lp = with(&["spec", "collector", "maxInFlightBytes"], bad.clone());
+        let e = validate(&lp, &defaults()).unwrap_err();
+        assert!(e.field.starts_with("spec.collector"), "{bad}: {e}");
+    }
+}
