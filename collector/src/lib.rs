@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod checkpoint;
 pub mod encode;
+pub mod frame;
 pub mod indexer;
 pub mod librdkafka;
 pub mod metadata;

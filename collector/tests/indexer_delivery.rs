@@ -61,27 +61,45 @@ fn injected_429_500_413_and_document_faults_lose_and_duplicate_nothing() {
 
 #[test]
 fn mapping_errors_and_non_json_records_go_to_the_dead_letter_topic() {
-    let ix::Setup { bootstrap, es_url, names } = ix::Setup::new("ix-dlq", 2);
+    bad_documents_go_to_the_dead_letter_topic("ix-dlq", 1);
+}
+
+/// The same, with records as the agent sends them (format 2, 25 documents each): a bad document is dead-lettered
+/// alone, named by its record and place, and the good ones beside it are indexed.
+#[test]
+fn a_bad_document_of_a_framed_record_goes_to_the_dead_letter_topic_alone() {
+    bad_documents_go_to_the_dead_letter_topic("ix-dlq-framed", 25);
+}
+
+fn bad_documents_go_to_the_dead_letter_topic(what: &str, per_record: usize) {
+    let ix::Setup { bootstrap, es_url, names } = ix::Setup::new(what, 2);
     let tmp = tempfile::tempdir().unwrap();
     let config = ix::write_config(tmp.path(), &names, "indexer-1", &bootstrap, &es_url, "");
     let log = tmp.path().join("indexer.log");
     // Every 20th record has a text where the template maps a long; every 50th is not JSON at all. Every 30th is
-    // good JSON spread over lines, which a bulk body (one line per document) cannot carry as it is.
+    // good JSON spread over lines (format 1 only: in format 2 a line is a document), which a bulk body (one line
+    // per document) cannot carry as it is.
     let payload = |n: u64| match n {
         n if n % 50 == 7 => format!("plain text {n}"),
         n if n % 20 == 3 => ix::document(n).replace(&format!("\"offset\":{n}"), "\"offset\":\"not a number\""),
-        n if n % 30 == 11 => {
+        n if n % 30 == 11 && per_record == 1 => {
             serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&ix::document(n)).unwrap()).unwrap()
         }
         n => ix::document(n),
     };
     const TOTAL: u64 = 2000;
     let bad = (0..TOTAL).filter(|n| n % 50 == 7 || n % 20 == 3).count() as u64;
-    ix::produce(&ix::producer(&bootstrap), &names.topic, (0..TOTAL).map(payload));
+    let producer = ix::producer(&bootstrap);
+    if per_record == 1 {
+        ix::produce(&producer, &names.topic, (0..TOTAL).map(payload));
+    } else {
+        let payloads: Vec<String> = (0..TOTAL).map(payload).collect();
+        ix::produce_framed(&producer, &names.topic, payloads.chunks(per_record).map(<[String]>::to_vec));
+    }
     index_to_the_end(&bootstrap, &es_url, &names, &config, &log, TOTAL - bad);
 
     let (mut mapping, mut not_json) = (0, 0);
-    for (error, payload) in dead_letters(&bootstrap, &names.dead_letters, bad) {
+    for (error, source, payload) in dead_letters(&bootstrap, &names.dead_letters, bad) {
         if payload.starts_with("plain text") {
             assert!(error.contains("not a JSON document"), "{error}");
             not_json += 1;
@@ -89,6 +107,9 @@ fn mapping_errors_and_non_json_records_go_to_the_dead_letter_topic() {
             assert!(error.contains("HTTP 400") && payload.contains("not a number"), "{error}: {payload}");
             mapping += 1;
         }
+        // `<topic>/<partition>/<offset>`, and `/<place>` in a format 2 record.
+        let parts = source.strip_prefix(&format!("{}/", names.topic)).unwrap().split('/').count();
+        assert_eq!(parts, if per_record == 1 { 2 } else { 3 }, "{source}");
     }
     assert_eq!((mapping + not_json, ix::ends(&bootstrap, &names.dead_letters, 1)), (bad, vec![bad as i64]));
 }
@@ -108,7 +129,7 @@ fn a_document_whose_request_is_refused_whole_is_singled_out_and_dead_lettered() 
     let bad = (0..TOTAL).filter(|n| n % 200 == 17).count() as u64;
     ix::produce(&ix::producer(&bootstrap), &names.topic, (0..TOTAL).map(payload));
     index_to_the_end(&bootstrap, &es_url, &names, &config, &log, TOTAL - bad);
-    for (error, payload) in dead_letters(&bootstrap, &names.dead_letters, bad) {
+    for (error, _, payload) in dead_letters(&bootstrap, &names.dead_letters, bad) {
         assert!(error.contains("HTTP 400") && payload.contains("poison-pill"), "{error}: {payload}");
     }
     assert_eq!(ix::ends(&bootstrap, &names.dead_letters, 1), vec![bad as i64]);
@@ -125,8 +146,8 @@ fn index_to_the_end(bootstrap: &str, es_url: &str, names: &Names, config: &Path,
     assert_eq!(ix::wait_for_count(&es, &names.indices(), indexed, Duration::from_secs(10)), indexed);
 }
 
-/// The first `n` records of the dead-letter topic: each one's error header and payload.
-fn dead_letters(bootstrap: &str, topic: &str, n: u64) -> Vec<(String, String)> {
+/// The first `n` records of the dead-letter topic: each one's error and source headers and payload.
+fn dead_letters(bootstrap: &str, topic: &str, n: u64) -> Vec<(String, String, String)> {
     let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "dlq-reader")
@@ -141,11 +162,12 @@ fn dead_letters(bootstrap: &str, topic: &str, n: u64) -> Vec<(String, String)> {
         assert!(Instant::now() < deadline, "{} of {n} dead letters: {out:?}", out.len());
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
         let msg = msg.unwrap();
-        let error = msg.headers().unwrap().iter().find(|h| h.key == "logpipe.error").and_then(|h| h.value).unwrap();
-        out.push((
-            String::from_utf8_lossy(error).into_owned(),
-            String::from_utf8_lossy(msg.payload().unwrap()).into_owned(),
-        ));
+        let header = |key: &str| {
+            let value = msg.headers().unwrap().iter().find(|h| h.key == key).and_then(|h| h.value).unwrap();
+            String::from_utf8_lossy(value).into_owned()
+        };
+        let payload = String::from_utf8_lossy(msg.payload().unwrap()).into_owned();
+        out.push((header("logpipe.error"), header("logpipe.source"), payload));
     }
     out
 }

@@ -17,6 +17,8 @@ use std::time::Instant;
 pub struct Doc {
     pub partition: i32,
     pub offset: i64,
+    /// Its place in a message of record format 2 (several documents per message); `None` for format 1.
+    pub item: Option<u32>,
     /// Shared by the documents of a batch that go to the same index.
     pub index: Arc<str>,
     pub source: Bytes,
@@ -28,19 +30,24 @@ pub struct Doc {
 impl Doc {
     /// Its share of a bulk request body, in bytes, when it was read from `topic`.
     pub fn bulk_len(&self, topic: &str) -> usize {
-        self.index.len() + id_len(topic, self.partition, self.offset) + self.source.len() + LINE_OVERHEAD
+        self.index.len() + id_len(topic, self.partition, self.offset, self.item) + self.source.len() + LINE_OVERHEAD
     }
 }
 
-/// `<topic>-<partition>-<offset>`: the same record always gets the same `_id`, which is what makes a replay a 409.
-fn push_id(body: &mut Vec<u8>, topic: &str, partition: i32, offset: i64) {
-    let (mut p, mut o) = (itoa::Buffer::new(), itoa::Buffer::new());
-    crate::encode::escape_json_str_parts(&[topic, "-", p.format(partition), "-", o.format(offset)], body);
+/// `<topic>-<partition>-<offset>`, and `-<item>` for a document of a format 2 message: the same record always gets
+/// the same `_id`, which is what makes a replay a 409.
+fn push_id(body: &mut Vec<u8>, topic: &str, partition: i32, offset: i64, item: Option<u32>) {
+    let (mut p, mut o, mut i) = (itoa::Buffer::new(), itoa::Buffer::new(), itoa::Buffer::new());
+    let (p, o) = (p.format(partition), o.format(offset));
+    match item {
+        None => crate::encode::escape_json_str_parts(&[topic, "-", p, "-", o], body),
+        Some(item) => crate::encode::escape_json_str_parts(&[topic, "-", p, "-", o, "-", i.format(item)], body),
+    }
 }
 
-fn id_len(topic: &str, partition: i32, offset: i64) -> usize {
+fn id_len(topic: &str, partition: i32, offset: i64, item: Option<u32>) -> usize {
     let digits = |n: i64| n.unsigned_abs().checked_ilog10().map_or(1, |d| d as usize + 1) + usize::from(n < 0);
-    topic.len() + digits(partition.into()) + digits(offset) + 2
+    topic.len() + digits(partition.into()) + digits(offset) + 2 + item.map_or(0, |i| digits(i.into()) + 1)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,7 +231,7 @@ fn bulk_body(topic: &str, docs: &[Doc]) -> Bytes {
         body.extend_from_slice(b"{\"create\":{\"_index\":");
         crate::encode::escape_json_str(d.index.as_bytes(), &mut body);
         body.extend_from_slice(b",\"_id\":");
-        push_id(&mut body, topic, d.partition, d.offset);
+        push_id(&mut body, topic, d.partition, d.offset, d.item);
         body.extend_from_slice(b"}}\n");
         body.extend_from_slice(&d.source);
         body.push(b'\n');
@@ -238,17 +245,20 @@ mod tests {
 
     fn doc(index: &str, partition: i32, offset: i64, source: &str) -> Doc {
         let source = Bytes::copy_from_slice(source.as_bytes());
-        Doc { partition, offset, index: index.into(), source: source.clone(), key: None, original: source }
+        Doc { partition, offset, item: None, index: index.into(), source: source.clone(), key: None, original: source }
     }
 
     #[test]
     fn bodies_are_action_and_source_lines_sized_up_front() {
-        let docs = [doc("logs-a", 0, 1, r#"{"m":1}"#), doc("we\"ird", 12, 1 << 40, "{}"), doc("b", -1, 0, "{}")];
+        let framed = Doc { item: Some(17), ..doc("b", 3, 9, "{}") };
+        let docs =
+            [doc("logs-a", 0, 1, r#"{"m":1}"#), doc("we\"ird", 12, 1 << 40, "{}"), doc("b", -1, 0, "{}"), framed];
         let body = bulk_body("t.x_y", &docs);
         let want = concat!(
             "{\"create\":{\"_index\":\"logs-a\",\"_id\":\"t.x_y-0-1\"}}\n{\"m\":1}\n",
             "{\"create\":{\"_index\":\"we\\\"ird\",\"_id\":\"t.x_y-12-1099511627776\"}}\n{}\n",
-            "{\"create\":{\"_index\":\"b\",\"_id\":\"t.x_y--1-0\"}}\n{}\n"
+            "{\"create\":{\"_index\":\"b\",\"_id\":\"t.x_y--1-0\"}}\n{}\n",
+            "{\"create\":{\"_index\":\"b\",\"_id\":\"t.x_y-3-9-17\"}}\n{}\n"
         );
         assert_eq!(std::str::from_utf8(&body).unwrap(), want);
         assert!(body.len() <= docs.iter().map(|d| d.bulk_len("t.x_y")).sum::<usize>());
@@ -256,10 +266,14 @@ mod tests {
 
     #[test]
     fn id_lengths_are_exact() {
-        for (partition, offset) in [(0, 0), (9, 10), (10, 99), (-1, -10), (i32::MAX, i64::MAX), (i32::MIN, i64::MIN)] {
-            let mut id = Vec::new();
-            push_id(&mut id, "topic", partition, offset);
-            assert_eq!(id_len("topic", partition, offset), id.len() - 2, "{}", String::from_utf8_lossy(&id));
+        let origins = [(0, 0), (9, 10), (10, 99), (-1, -10), (i32::MAX, i64::MAX), (i32::MIN, i64::MIN)];
+        for (partition, offset) in origins {
+            for item in [None, Some(0), Some(9), Some(10), Some(u32::MAX)] {
+                let mut id = Vec::new();
+                push_id(&mut id, "topic", partition, offset, item);
+                let len = id_len("topic", partition, offset, item);
+                assert_eq!(len, id.len() - 2, "{}", String::from_utf8_lossy(&id));
+            }
         }
     }
 

@@ -1,14 +1,15 @@
 //! Which offsets may be committed: per partition, everything below the lowest record still being worked on.
 //! Records finish out of order (bulk requests run concurrently, retries take time), and offsets have gaps
-//! (compaction, transaction markers), so the position is the lowest *pending* offset, not a count.
+//! (compaction, transaction markers), so the position is the lowest *pending* offset, not a count. A record of
+//! format 2 holds several documents; it is done when each of them is.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 #[derive(Debug, Default)]
 struct Partition {
-    /// Offsets consumed and not yet passed by the position, ascending, each with whether it is done. Records come
-    /// in offset order, so consuming appends and the position only ever pops from the front.
-    window: VecDeque<(i64, bool)>,
+    /// Offsets consumed and not yet passed by the position, ascending, each with how many of its documents are not
+    /// done yet. Records come in offset order, so consuming appends and the position only ever pops from the front.
+    window: VecDeque<(i64, u32)>,
     /// How many in `window` are not done.
     pending: usize,
     /// One past the highest offset consumed.
@@ -21,6 +22,12 @@ impl Partition {
     fn position(&self) -> i64 {
         self.window.front().map_or(self.next, |&(offset, _)| offset)
     }
+
+    fn pass_done(&mut self) {
+        while self.window.front().is_some_and(|&(_, left)| left == 0) {
+            self.window.pop_front();
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -29,33 +36,35 @@ pub struct Offsets {
 }
 
 impl Offsets {
-    pub fn consumed(&mut self, partition: i32, offset: i64) {
+    /// A record with `documents` documents to index (none: it is done at once).
+    pub fn consumed(&mut self, partition: i32, offset: i64, documents: u32) {
         let p = self.partitions.entry(partition).or_default();
         match p.window.back() {
             Some(&(last, _)) if offset <= last => {
                 // Out of order, which Kafka does not do within an assignment; kept correct, not fast.
                 match p.window.binary_search_by_key(&offset, |&(o, _)| o) {
-                    Ok(at) if p.window[at].1 => p.window[at].1 = false,
+                    Ok(at) if p.window[at].1 == 0 => p.window[at].1 = documents,
                     Ok(_) => return,
-                    Err(at) => p.window.insert(at, (offset, false)),
+                    Err(at) => p.window.insert(at, (offset, documents)),
                 }
             }
-            _ => p.window.push_back((offset, false)),
+            _ => p.window.push_back((offset, documents)),
         }
-        p.pending += 1;
+        p.pending += usize::from(documents > 0);
         p.next = p.next.max(offset + 1);
+        p.pass_done();
     }
 
-    /// The record was indexed, dead-lettered or dropped.
+    /// One document of the record was indexed, dead-lettered or dropped.
     pub fn done(&mut self, partition: i32, offset: i64) {
         let Some(p) = self.partitions.get_mut(&partition) else { return };
         let Ok(at) = p.window.binary_search_by_key(&offset, |&(o, _)| o) else { return };
-        if !std::mem::replace(&mut p.window[at].1, true) {
-            p.pending -= 1;
+        let left = &mut p.window[at].1;
+        if *left > 0 {
+            *left -= 1;
+            p.pending -= usize::from(*left == 0);
         }
-        while p.window.front().is_some_and(|&(_, done)| done) {
-            p.window.pop_front();
-        }
+        p.pass_done();
     }
 
     /// Positions (next offset to read) that moved since the last call, per partition.
@@ -105,7 +114,7 @@ mod tests {
         ) {
             let offsets: Vec<i64> = gaps.iter().scan(0, |o, g| { *o += g; Some(*o) }).collect();
             let mut t = Offsets::default();
-            for &o in &offsets { t.consumed(0, o); }
+            for &o in &offsets { t.consumed(0, o, 1); }
             let mut done = vec![false; offsets.len()];
             for i in order.into_iter().filter(|&i| i < offsets.len()) {
                 t.done(0, offsets[i]);
@@ -177,7 +186,7 @@ mod tests {
                     Op::Consume { partition, gap } => {
                         let offset = last.get(&partition).map_or(gap - 1, |l| l + gap);
                         last.insert(partition, offset);
-                        t.consumed(partition, offset);
+                        t.consumed(partition, offset, 1);
                         m.pending.entry(partition).or_default().insert(offset);
                         let next = m.next.entry(partition).or_default();
                         *next = (*next).max(offset + 1);
@@ -185,7 +194,7 @@ mod tests {
                     Op::Again { partition, back } => {
                         let Some(&l) = last.get(&partition) else { continue };
                         let offset = (l - back).max(0);
-                        t.consumed(partition, offset);
+                        t.consumed(partition, offset, 1);
                         m.pending.entry(partition).or_default().insert(offset);
                         let next = m.next.entry(partition).or_default();
                         *next = (*next).max(offset + 1);
@@ -219,12 +228,31 @@ mod tests {
     #[test]
     fn released_partitions_are_forgotten() {
         let mut t = Offsets::default();
-        t.consumed(1, 5);
-        t.consumed(1, 6);
+        t.consumed(1, 5, 1);
+        t.consumed(1, 6, 1);
         t.done(1, 6);
         assert_eq!(t.release(&[1, 2]), BTreeMap::from([(1, 5)]));
         assert!(t.pending_by_partition().is_empty());
         t.done(1, 5); // a bulk that finishes after the revocation changes nothing
         assert!(t.advanced_positions().is_empty());
+    }
+
+    #[test]
+    fn a_record_of_several_documents_is_done_with_its_last() {
+        let mut t = Offsets::default();
+        t.consumed(0, 10, 3);
+        t.consumed(0, 11, 0);
+        t.consumed(0, 12, 1);
+        assert_eq!(t.pending_by_partition(), vec![(0, 2)], "a record without documents is not pending");
+        t.done(0, 12);
+        t.done(0, 10);
+        t.done(0, 10);
+        assert_eq!(t.advanced_positions(), BTreeMap::from([(0, 10)]), "one document of offset 10 is left");
+        t.done(0, 10);
+        assert_eq!(t.advanced_positions(), BTreeMap::from([(0, 13)]));
+        t.done(0, 10);
+        assert_eq!(t.pending_by_partition(), vec![(0, 0)], "a done record stays done");
+        t.consumed(0, 13, 0);
+        assert_eq!(t.advanced_positions(), BTreeMap::from([(0, 14)]), "an empty record is passed at once");
     }
 }

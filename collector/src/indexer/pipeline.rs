@@ -9,12 +9,13 @@ use super::processors::{self, Outcome, ProcessorConfig};
 use super::route::{Destination, Names};
 use super::{elastic, IndexName, IndexerError, IndexerMetrics};
 use crate::config::{BulkConfig, IndexerConfig};
+use crate::frame;
 use crate::librdkafka;
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -95,11 +96,26 @@ fn positions_list(topic: &str, positions: &BTreeMap<i32, i64>) -> Option<TopicPa
     Some(tpl)
 }
 
-/// What a Kafka record becomes.
+/// What a document of a Kafka record becomes.
 enum Prepared {
     Doc(Doc),
-    Letter { partition: i32, offset: i64, key: Option<Bytes>, payload: Bytes, error: String },
+    Letter { partition: i32, offset: i64, item: Option<u32>, key: Option<Bytes>, payload: Bytes, error: String },
     Dropped,
+}
+
+/// The Kafka record a document came from.
+struct Record {
+    partition: i32,
+    offset: i64,
+    key: Option<Bytes>,
+    timestamp: i64,
+}
+
+/// Whether the record is of format 2: several documents, one per line.
+fn is_framed(message: &BorrowedMessage<'_>) -> bool {
+    message.headers().is_some_and(|headers| {
+        headers.iter().any(|h| h.key == frame::FORMAT_HEADER && h.value == Some(frame::FRAMED.as_bytes()))
+    })
 }
 
 /// Documents and dead letters collected for one bulk request.
@@ -268,11 +284,32 @@ impl Indexer {
 
     fn take(&self, message: &BorrowedMessage<'_>, batch: &mut Batch) {
         self.metrics.consumed.inc();
-        let (partition, offset) = (message.partition(), message.offset());
-        if let Ok(mut o) = self.offsets.lock() {
-            o.consumed(partition, offset);
+        let payload = message.payload().unwrap_or_default();
+        let record = Record {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(Bytes::copy_from_slice),
+            timestamp: message.timestamp().to_millis().unwrap_or(0),
+        };
+        let whole = Bytes::copy_from_slice(payload);
+        if !is_framed(message) {
+            self.consumed(&record, 1);
+            return self.add(&record, None, whole, batch);
         }
-        match prepare(message, &self.config.processors, &self.destination, &mut batch.names) {
+        self.consumed(&record, frame::documents(payload).count() as u32);
+        for (item, range) in frame::documents(payload).enumerate() {
+            self.add(&record, Some(item as u32), whole.slice(range), batch);
+        }
+    }
+
+    fn consumed(&self, record: &Record, documents: u32) {
+        if let Ok(mut o) = self.offsets.lock() {
+            o.consumed(record.partition, record.offset, documents);
+        }
+    }
+
+    fn add(&self, record: &Record, item: Option<u32>, document: Bytes, batch: &mut Batch) {
+        match prepare(record, item, document, &self.config.processors, &self.destination, &mut batch.names) {
             Prepared::Doc(doc) => {
                 batch.bytes += doc.bulk_len(&self.config.kafka.topic);
                 batch.docs.push(doc);
@@ -280,7 +317,7 @@ impl Indexer {
             Prepared::Dropped => {
                 self.metrics.dropped.inc();
                 if let Ok(mut o) = self.offsets.lock() {
-                    o.done(partition, offset);
+                    o.done(record.partition, record.offset);
                 }
                 return;
             }
@@ -323,23 +360,24 @@ impl Indexer {
 }
 
 fn prepare(
-    message: &BorrowedMessage<'_>,
+    record: &Record,
+    item: Option<u32>,
+    original: Bytes,
     processors: &[ProcessorConfig],
     destination: &Destination,
     names: &mut Names,
 ) -> Prepared {
-    let (partition, offset) = (message.partition(), message.offset());
-    let payload = message.payload().unwrap_or_default();
-    let key = message.key().map(Bytes::copy_from_slice);
+    let Record { partition, offset, timestamp, .. } = *record;
+    let key = record.key.clone();
+    let payload = &original[..];
     let letter = |error: String| Prepared::Letter {
         partition,
         offset,
+        item,
         key: key.clone(),
-        payload: Bytes::copy_from_slice(payload),
+        payload: original.clone(),
         error,
     };
-    let timestamp = message.timestamp().to_millis().unwrap_or(0);
-    let original = Bytes::copy_from_slice(payload);
     // Without processors the document is shipped as it came, and only the fields the index name needs are read.
     // JSON spread over lines is encoded again: a bulk body carries each document on one line.
     let one_line = memchr::memchr(b'\n', payload).is_none();
@@ -362,7 +400,7 @@ fn prepare(
             (source, destination.of_parsed(&doc, timestamp, names))
         }
     };
-    Prepared::Doc(Doc { partition, offset, index: index_name, source, key, original })
+    Prepared::Doc(Doc { partition, offset, item, index: index_name, source, key, original })
 }
 
 /// One bulk request's worth: write the documents, dead-letter what Elasticsearch rejected and what was not JSON;
@@ -383,6 +421,7 @@ async fn write(shared: Arc<Shared>, batch: Batch) -> Vec<(i32, i64)> {
                 letters.push(Prepared::Letter {
                     partition: doc.partition,
                     offset: doc.offset,
+                    item: doc.item,
                     key: doc.key,
                     payload: doc.original,
                     error,
@@ -393,8 +432,11 @@ async fn write(shared: Arc<Shared>, batch: Batch) -> Vec<(i32, i64)> {
         handled.push((doc.partition, doc.offset));
     }
     for letter in letters {
-        let Prepared::Letter { partition, offset, key, payload, error } = letter else { continue };
-        let source = format!("{}/{partition}/{offset}", shared.topic);
+        let Prepared::Letter { partition, offset, item, key, payload, error } = letter else { continue };
+        let source = match item {
+            None => format!("{}/{partition}/{offset}", shared.topic),
+            Some(item) => format!("{}/{partition}/{offset}/{item}", shared.topic),
+        };
         tracing::warn!(source, error, "record sent to the dead-letter topic");
         let letter = Letter { key: key.as_deref(), payload: &payload, error: &error, source: &source };
         shared.dead_letters.send(letter).await;
@@ -414,6 +456,7 @@ mod tests {
         let letter = || Prepared::Letter {
             partition: 0,
             offset: 0,
+            item: None,
             key: None,
             payload: Bytes::from_static(b"{"),
             error: "not JSON".into(),

@@ -4,6 +4,7 @@
 use elasticsearch::http::transport::Transport;
 use elasticsearch::{CountParts, Elasticsearch};
 use rdkafka::config::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -72,9 +73,31 @@ pub fn produce(
     topic: &str,
     payloads: impl IntoIterator<Item = String>,
 ) {
-    for (i, p) in payloads.into_iter().enumerate() {
+    send_all(producer, topic, payloads.into_iter().map(|p| (p, None)));
+}
+
+/// Sends each group of `documents` as one record of format 2 (`logpipe.format: 2`, one document per line, as the
+/// agent does; docs/record-format.md) and waits until all are acknowledged.
+pub fn produce_framed(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    documents: impl IntoIterator<Item = Vec<String>>,
+) {
+    let framed = || OwnedHeaders::new().insert(Header { key: "logpipe.format", value: Some("2") });
+    send_all(producer, topic, documents.into_iter().map(|d| (d.join("\n"), Some(framed()))));
+}
+
+fn send_all(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    records: impl Iterator<Item = (String, Option<OwnedHeaders>)>,
+) {
+    for (i, (p, headers)) in records.enumerate() {
         let key = format!("k{}", i % 7);
         let mut record = BaseRecord::to(topic).key(&key).payload(&p);
+        if let Some(headers) = headers {
+            record = record.headers(headers);
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,
