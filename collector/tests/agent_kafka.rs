@@ -65,7 +65,10 @@ fn kill_9_during_rotation_delivers_every_line_exactly_once() {
     let got = support::wait_for_records(&bootstrap, &topic, want.len(), Duration::from_secs(60));
     support::stop_agent(agent);
     let got_after_stop = support::read_topic(&bootstrap, &topic);
-    eprintln!("{} records, {kills} kills", want.len());
+    let messages = support::read_topic_messages(&bootstrap, &topic);
+    let documents: usize = messages.iter().map(Vec::len).sum();
+    eprintln!("{} records, {documents} documents in {} messages, {kills} kills", want.len(), messages.len());
+    assert!(messages.len() < documents, "records travel several to a message (format 2)");
     assert!(kills >= 3, "the writer finished before the agent was killed enough times");
     support::print_log_tail(&agent_log);
     support::assert_exactly_once(&got, &want);

@@ -3,14 +3,20 @@
 //! never dropped. The producer never expires a queued record (`message.timeout.ms=0`): while Kafka is away the
 //! agent's in-flight bound stops reading, and the log files are the buffer.
 //!
+//! Consecutive records of one file go in one message (record format 2, `crate::frame`) of at most `frame_bytes`,
+//! sent when the next record belongs elsewhere, when it is full, or when the agent polls; its delivery report
+//! acknowledges each of its records.
+//!
 //! No single record can stop the agent: the largest message is read from the producer's effective configuration
 //! and the topic's `max.message.bytes` (the agent cuts larger records into pieces), and a record the producer
 //! refuses is kept and sent again, like one whose delivery failed. Only a fatal error of the producer itself stops
 //! the agent.
 
+use super::framing::Frame;
 use super::recovery::{find_delivered, Delivered};
 use super::{Ack, Outgoing, Sink, SinkError, Token};
 use crate::config::KafkaSinkConfig;
+use crate::frame::{END_HEADER, FORMAT_HEADER, FRAMED, OFFSET_HEADER, SOURCE_HEADER, SPANS_HEADER};
 use crate::librdkafka::{self, PropertyError};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -23,10 +29,6 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub const SOURCE_HEADER: &str = "logpipe.source";
-pub const OFFSET_HEADER: &str = "logpipe.offset";
-/// Where the record ends in its file (see `checkpoint::Span`).
-pub const END_HEADER: &str = "logpipe.end";
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// How long start-up waits for the topic's configuration.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,9 +49,9 @@ pub enum KafkaError {
     MessageLimit(usize),
 }
 
-/// A record whose delivery failed, kept to be sent again.
+/// A message whose delivery failed, kept to be sent again.
 struct Retry {
-    token: Token,
+    tokens: Vec<Token>,
     key: Vec<u8>,
     payload: Vec<u8>,
     headers: Option<OwnedHeaders>,
@@ -57,7 +59,7 @@ struct Retry {
 }
 
 enum Report {
-    Delivered(Ack),
+    Delivered { tokens: Vec<Token>, position: (i32, i64) },
     Failed(Retry, rdkafka::error::KafkaError),
 }
 
@@ -84,14 +86,14 @@ impl ClientContext for Reports {
 }
 
 impl ProducerContext for Reports {
-    type DeliveryOpaque = Box<Token>;
+    type DeliveryOpaque = Box<Vec<Token>>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, token: Box<Token>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, tokens: Box<Vec<Token>>) {
         let report = match result {
-            Ok(msg) => Report::Delivered(Ack { token: *token, position: Some((msg.partition(), msg.offset())) }),
+            Ok(msg) => Report::Delivered { tokens: *tokens, position: (msg.partition(), msg.offset()) },
             Err((error, msg)) => Report::Failed(
                 Retry {
-                    token: *token,
+                    tokens: *tokens,
                     key: msg.key().unwrap_or_default().to_vec(),
                     payload: msg.payload().unwrap_or_default().to_vec(),
                     headers: msg.headers().map(|h| h.detach()),
@@ -119,6 +121,9 @@ pub struct KafkaSink {
     reports: Vec<Report>,
     failures: u64,
     max_message: usize,
+    /// `0`: one record per message, format 1.
+    frame_bytes: usize,
+    frame: Frame,
     ends: super::ends::PartitionEnds,
 }
 
@@ -196,6 +201,8 @@ impl KafkaSink {
             reports: Vec::new(),
             failures: 0,
             max_message: limit.bytes,
+            frame_bytes: config.frame_bytes as usize,
+            frame: Frame::default(),
             ends,
         })
     }
@@ -215,14 +222,13 @@ impl KafkaSink {
         Ok(())
     }
 
-    /// Hands a record to librdkafka, polling for room while its queue is full. A record it refuses is kept and
-    /// sent again after a pause: a refusal concerns that record, and a fatal error of the producer is found by
+    /// Hands a message to librdkafka, polling for room while its queue is full. A message it refuses is kept and
+    /// sent again after a pause: a refusal concerns that message, and a fatal error of the producer is found by
     /// `poll`.
-    fn enqueue(&mut self, key: &[u8], payload: &[u8], headers: Option<OwnedHeaders>, token: Token) {
-        let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(token)).key(key).payload(payload);
-        if let Some(h) = headers {
-            record = record.headers(h);
-        }
+    fn enqueue(&mut self, key: &[u8], payload: &[u8], headers: OwnedHeaders, tokens: Vec<Token>) {
+        let file = tokens.first().map(|t| t.file);
+        let mut record =
+            BaseRecord::with_opaque_to(&self.topic, Box::new(tokens)).key(key).payload(payload).headers(headers);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,
@@ -232,15 +238,46 @@ impl KafkaSink {
                 }
                 Err((error, back)) => {
                     self.failures += 1;
-                    tracing::warn!(%error, file = token.file, bytes = payload.len(),
-                        "the producer refused a record; sending it again later");
-                    let (key, payload) = (key.to_vec(), payload.to_vec());
-                    let due = Instant::now() + RETRY_PAUSE;
-                    self.retries.push(Retry { token, key, payload, headers: back.headers, due });
+                    tracing::warn!(%error, file, bytes = payload.len(),
+                        "the producer refused a message; sending it again later");
+                    self.retries.push(Retry {
+                        tokens: *back.delivery_opaque,
+                        key: key.to_vec(),
+                        payload: payload.to_vec(),
+                        headers: back.headers,
+                        due: Instant::now() + RETRY_PAUSE,
+                    });
                     return;
                 }
             }
         }
+    }
+
+    /// Sends the records gathered so far as one format 2 message.
+    fn flush(&mut self) {
+        if self.frame.is_empty() {
+            return;
+        }
+        let mut frame = std::mem::take(&mut self.frame);
+        let headers = OwnedHeaders::new_with_capacity(3)
+            .insert(Header { key: SOURCE_HEADER, value: Some(frame.source.as_str()) })
+            .insert(Header { key: FORMAT_HEADER, value: Some(FRAMED) })
+            .insert(Header { key: SPANS_HEADER, value: Some(frame.spans.as_str()) });
+        let tokens = std::mem::take(&mut frame.tokens);
+        self.enqueue(&frame.key, &frame.payload, headers, tokens);
+        // The buffers are kept for the next frame: librdkafka copied what it needs.
+        frame.clear();
+        self.frame = frame;
+    }
+
+    /// One record as one format 1 message.
+    fn send_alone(&mut self, r: &Outgoing<'_>) {
+        let (mut start, mut end) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let headers = OwnedHeaders::new_with_capacity(3)
+            .insert(Header { key: SOURCE_HEADER, value: Some(r.source) })
+            .insert(Header { key: OFFSET_HEADER, value: Some(start.format(r.span.0)) })
+            .insert(Header { key: END_HEADER, value: Some(end.format(r.span.1)) });
+        self.enqueue(r.key, r.payload, headers, vec![r.token]);
     }
 
     fn check_fatal(&self) -> Result<(), KafkaError> {
@@ -276,16 +313,19 @@ impl Sink for KafkaSink {
 
     fn send(&mut self, r: Outgoing<'_>) -> Result<(), SinkError> {
         self.sent = true;
-        let (mut start, mut end) = (itoa::Buffer::new(), itoa::Buffer::new());
-        let headers = OwnedHeaders::new_with_capacity(3)
-            .insert(Header { key: SOURCE_HEADER, value: Some(r.source) })
-            .insert(Header { key: OFFSET_HEADER, value: Some(start.format(r.span.0)) })
-            .insert(Header { key: END_HEADER, value: Some(end.format(r.span.1)) });
-        self.enqueue(r.key, r.payload, Some(headers), r.token);
+        if self.frame_bytes == 0 {
+            self.send_alone(&r);
+            return Ok(());
+        }
+        if !self.frame.takes(&r, self.frame_bytes, self.max_message) {
+            self.flush();
+        }
+        self.frame.push(&r);
         Ok(())
     }
 
     fn poll(&mut self, wait: Duration, acks: &mut Vec<Ack>) -> Result<(), SinkError> {
+        self.flush();
         self.producer.poll(wait);
         self.check_fatal()?;
         if let Ok(mut reports) = self.producer.context().0.lock() {
@@ -293,15 +333,18 @@ impl Sink for KafkaSink {
         }
         for report in self.reports.drain(..) {
             match report {
-                Report::Delivered(ack) => acks.push(ack),
+                Report::Delivered { tokens, position } => {
+                    acks.extend(tokens.into_iter().map(|token| Ack { token, position: Some(position) }))
+                }
                 Report::Failed(retry, error) => {
                     self.failures += 1;
+                    let file = retry.tokens.first().map(|t| t.file);
                     if is_size_refusal(&error) {
-                        tracing::error!(%error, file = retry.token.file, bytes = retry.payload.len(),
+                        tracing::error!(%error, file, bytes = retry.payload.len(),
                             "the broker refused a record as too large although it is within the topic's limit read \
                              at start (was the limit lowered?); sending it again, restart the agent to re-read it");
                     } else {
-                        tracing::warn!(%error, file = retry.token.file, "kafka delivery failed; sending the record again");
+                        tracing::warn!(%error, file, "kafka delivery failed; sending the message again");
                     }
                     self.retries.push(retry);
                 }
@@ -311,7 +354,8 @@ impl Sink for KafkaSink {
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries).into_iter().partition(|r| r.due <= now);
         self.retries = later;
         for r in due {
-            self.enqueue(&r.key, &r.payload, r.headers, r.token);
+            let headers = r.headers.unwrap_or_else(|| OwnedHeaders::new_with_capacity(0));
+            self.enqueue(&r.key, &r.payload, headers, r.tokens);
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! durably accepted; the agent checkpoints only those.
 
 mod ends;
+mod framing;
 mod kafka;
 mod recovery;
 mod stream;

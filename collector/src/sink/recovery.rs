@@ -1,14 +1,14 @@
 //! After a crash, records the previous run sent may be in Kafka although its checkpoint does not say so (they were
 //! acknowledged after the last checkpoint was written, or were in flight). Sending them again would duplicate them,
 //! so at start the agent reads each partition from where its checkpoint says such records may begin up to the
-//! current end, and collects the (source, offset) headers of this node's records.
+//! current end, and collects the identities (source and spans, see `crate::frame`) of this node's records.
 //!
 //! The scan is bounded by what was produced since the last checkpoint (the agent advances its scan offsets at
 //! every checkpoint, also for partitions it does not write to). However long it takes, it is not fatal: a start
 //! that gave up would crash-loop on the same scan. It logs its progress instead, and the agent reports its length.
 
-use super::kafka::{END_HEADER, OFFSET_HEADER, SOURCE_HEADER};
 use crate::checkpoint::Span;
+use crate::frame::{parse_spans, END_HEADER, FORMAT_HEADER, FRAMED, OFFSET_HEADER, SOURCE_HEADER, SPANS_HEADER};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -90,8 +90,8 @@ pub fn find_delivered(
         };
         let msg = msg?;
         delivered.scanned += 1;
-        if let Some((source, (start, end))) = identity(&msg).filter(|(s, _)| s.starts_with(source_prefix)) {
-            delivered.by_source.entry(source.to_owned()).or_default().insert(start, end);
+        if let Some((source, spans)) = identity(&msg).filter(|(s, _)| s.starts_with(source_prefix)) {
+            delivered.by_source.entry(source.to_owned()).or_default().extend(spans);
         }
         if remaining.get(&msg.partition()).is_some_and(|&end| msg.offset() + 1 >= end) {
             remaining.remove(&msg.partition());
@@ -101,18 +101,74 @@ pub fn find_delivered(
     Ok(delivered)
 }
 
-fn identity(msg: &impl Message) -> Option<(&str, Span)> {
+/// The message's source and the spans of its records, in either format.
+fn identity(msg: &impl Message) -> Option<(&str, Vec<Span>)> {
     let headers = msg.headers()?;
-    let number = |v: Option<&[u8]>| v.and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
-    let (mut source, mut offset, mut end) = (None, None, None);
+    fn text(v: Option<&[u8]>) -> Option<&str> {
+        v.and_then(|v| std::str::from_utf8(v).ok())
+    }
+    let number = |v: Option<&[u8]>| text(v)?.parse().ok();
+    let (mut source, mut offset, mut end, mut framed, mut spans) = (None, None, None, false, None);
     for h in headers.iter() {
         match h.key {
-            SOURCE_HEADER => source = h.value.and_then(|v| std::str::from_utf8(v).ok()),
+            SOURCE_HEADER => source = text(h.value),
             OFFSET_HEADER => offset = number(h.value),
             END_HEADER => end = number(h.value),
+            FORMAT_HEADER => framed = text(h.value) == Some(FRAMED),
+            SPANS_HEADER => spans = text(h.value),
             _ => {}
         }
     }
-    let offset = offset?;
-    Some((source?, (offset, end.unwrap_or(offset))))
+    let spans = if framed {
+        parse_spans(spans?)?
+    } else {
+        let offset = offset?;
+        vec![(offset, end.unwrap_or(offset))]
+    };
+    Some((source?, spans))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
+
+    fn message(headers: &[(&str, &str)]) -> OwnedMessage {
+        let h =
+            headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: Some(*value) }));
+        OwnedMessage::new(Some(b"{}".to_vec()), None, "t".into(), Timestamp::NotAvailable, 0, 0, Some(h))
+    }
+
+    #[test]
+    fn both_formats_name_their_records() {
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<(&'a str, Vec<Span>)>);
+        let cases: &[Case] = &[
+            (
+                "format 1",
+                &[("logpipe.source", "n/1"), ("logpipe.offset", "10"), ("logpipe.end", "20")],
+                Some(("n/1", vec![(10, 20)])),
+            ),
+            (
+                "format 1 before logpipe.end",
+                &[("logpipe.source", "n/1"), ("logpipe.offset", "10")],
+                Some(("n/1", vec![(10, 10)])),
+            ),
+            (
+                "format 2",
+                &[("logpipe.source", "n/1"), ("logpipe.format", "2"), ("logpipe.spans", "0-5,9,12-14")],
+                Some(("n/1", vec![(0, 5), (5, 9), (12, 14)])),
+            ),
+            (
+                "format 2, spans malformed",
+                &[("logpipe.source", "n/1"), ("logpipe.format", "2"), ("logpipe.spans", "x")],
+                None,
+            ),
+            ("format 2 without spans", &[("logpipe.source", "n/1"), ("logpipe.format", "2")], None),
+            ("no source", &[("logpipe.offset", "10")], None),
+        ];
+        for (what, headers, want) in cases {
+            let msg = message(headers);
+            assert_eq!(identity(&msg), want.clone(), "{what}");
+        }
+    }
 }

@@ -5,7 +5,7 @@ use elasticsearch::http::transport::Transport;
 use elasticsearch::{CountParts, Elasticsearch, SearchParts};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -39,15 +39,31 @@ pub async fn topic_lines(bootstrap: &str, topic: &str) -> Result<HashMap<String,
         let message = tokio::time::timeout(KAFKA_TIMEOUT, consumer.recv())
             .await
             .map_err(|_| StackError::Timeout(format!("reading {topic} back")))??;
-        let document: Value = serde_json::from_slice(message.payload().unwrap_or_default())
-            .map_err(|e| StackError::Data(format!("a record of {topic} is not JSON: {e}")))?;
-        let line = document["message"].as_str().unwrap_or_default().to_owned();
-        *lines.entry(line).or_insert(0) += 1;
+        for document in documents(&message) {
+            let document: Value = serde_json::from_slice(document)
+                .map_err(|e| StackError::Data(format!("a record of {topic} is not JSON: {e}")))?;
+            let line = document["message"].as_str().unwrap_or_default().to_owned();
+            *lines.entry(line).or_insert(0) += 1;
+        }
         if ends.get(&message.partition()).is_some_and(|&end| message.offset() + 1 >= end) {
             ends.remove(&message.partition());
         }
     }
     Ok(lines)
+}
+
+/// A message's documents: one per line in record format 2 (`logpipe.format: 2`, docs/record-format.md), else the
+/// payload.
+fn documents(message: &impl Message) -> Vec<&[u8]> {
+    let payload = message.payload().unwrap_or_default();
+    let framed = message
+        .headers()
+        .is_some_and(|h| h.iter().any(|h| h.key == "logpipe.format" && h.value == Some(b"2".as_slice())));
+    if framed {
+        payload.split(|&b| b == b'\n').collect()
+    } else {
+        vec![payload]
+    }
 }
 
 pub fn elasticsearch(url: &str) -> Result<Elasticsearch, StackError> {
