@@ -10,6 +10,7 @@ use crate::parse::{self, Assembler, Format, FormatChoice, Multiline, Record, Str
 use crate::sink::{Outgoing, Sink, SinkError, Token};
 use crate::tailer::{Admit, FileKey, LineEnd, TailEvent, TailHandler, TailedFile};
 use regex::bytes::Regex;
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -73,7 +74,8 @@ pub struct Emitter {
 }
 
 pub struct Handler {
-    pub files: HashMap<u64, FileState>,
+    /// Looked up for every line and every acknowledgement: a fast hash for the agent's own sequential ids.
+    pub files: FxHashMap<u64, FileState>,
     pub emitter: Emitter,
     pub counters: Counters,
     /// Records delivered by a previous run, per file, until the file is opened again.
@@ -124,7 +126,7 @@ impl Handler {
             buf: Vec::with_capacity(4096),
         };
         Self {
-            files: HashMap::new(),
+            files: FxHashMap::default(),
             emitter,
             counters: Counters::default(),
             unclaimed: HashMap::new(),
@@ -349,7 +351,8 @@ impl Emitter {
     }
 
     fn emit_piece(&mut self, file: u64, out: &mut Outbox, rec: &Record<'_>, span: Span, message: &[u8], marks: Marks) {
-        if let Some(end) = out.skip.remove(&span.0) {
+        // Empty but for the first records after a restart; checked first, as hashing costs more than the check.
+        if let Some(end) = (!out.skip.is_empty()).then(|| out.skip.remove(&span.0)).flatten() {
             out.tracker.already_delivered((span.0, end), rec.start);
             return;
         }
