@@ -26,7 +26,7 @@ import time
 import uuid
 
 SETTINGS = {"max_in_flight_bytes", "checkpoint_interval_ms"}
-SINK_SETTINGS = {"linger_ms", "batch_bytes"}
+SINK_SETTINGS = {"linger_ms", "batch_bytes", "frame_bytes"}
 
 
 def parse_variant(text):

@@ -35,8 +35,9 @@ pub struct CollectorSpec {
     #[serde(default)]
     pub filter: FilterSpec,
     /// Bytes a collector has handed to Kafka and not yet seen acknowledged; reading waits while this many are out.
-    /// Memory follows it (about 4 MiB of peak RSS per MiB, above 25 MiB: 86 MiB at the default, 42 MiB at 4 MiB);
-    /// a smaller bound costs some CPU and slows how fast a node catches up after Kafka was away. Default: 16777216.
+    /// Memory follows it: peak RSS is about 35 MiB plus 1.5 to 2.5 times this (76 MiB at the default, 43 MiB at
+    /// 4194304, docs/benchmarks.md); a smaller bound slows how fast a node catches up after Kafka was away and
+    /// costs some CPU in smaller messages. Default: 16777216.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 65536, max = 4_294_967_296_i64))]
     pub max_in_flight_bytes: Option<i64>,
